@@ -1,0 +1,164 @@
+"""Checkpoint I/O in the official Hugging Face layout (config.json + safetensors, spec §7.2), and
+the SigLIP 2 -> FG-CLIP 2 initialisation (spec §1.3, §1.5).
+
+Reads safetensors directly rather than through transformers' ``from_pretrained``: it can leave our
+non-persistent buffers uninitialised, and loading must be strict (every key, every shape).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+# Buffers that some exporters write but that are recomputed, never learned.
+IGNORED_KEY_SUFFIXES = (".position_ids",)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not fit the model; the message lists every problem."""
+
+
+def read_state_dict(directory: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of ``model.safetensors`` or of the shards listed in ``model.safetensors.index.json``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint directory not found: {directory}")
+    single, index = directory / WEIGHTS_NAME, directory / INDEX_NAME
+    if single.is_file():
+        return _load_safetensors(single)
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError) as e:
+            raise CheckpointError(f"{index}: not a safetensors index with a 'weight_map' ({e})") from e
+        state = {}
+        for shard in sorted(set(weight_map.values())):
+            tensors = _load_safetensors(directory / shard)
+            expected = {k for k, v in weight_map.items() if v == shard}
+            missing = sorted(expected - tensors.keys())
+            if missing:
+                raise CheckpointError(f"{directory / shard}: keys listed in {INDEX_NAME} are absent: "
+                                      f"{_short(missing)}")
+            state.update({k: tensors[k] for k in expected})
+        return state
+    raise FileNotFoundError(f"{directory}: no {WEIGHTS_NAME} or {INDEX_NAME} (found: "
+                            f"{sorted(p.name for p in directory.iterdir())})")
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint shard not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: cannot read safetensors (truncated or corrupt?): {e}") from e
+
+
+def write_state_dict(directory: str | Path, state: Mapping[str, torch.Tensor],
+                     max_shard_bytes: int | None = None) -> None:
+    """Writes ``model.safetensors``, or shards + index when the tensors exceed ``max_shard_bytes``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    meta = {"format": "pt"}
+    if max_shard_bytes is None or total <= max_shard_bytes:
+        save_file(state, str(directory / WEIGHTS_NAME), metadata=meta)
+        return
+    shards, current, size = [], {}, 0
+    for key in sorted(state):
+        nbytes = state[key].numel() * state[key].element_size()
+        if current and size + nbytes > max_shard_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[key], size = state[key], size + nbytes
+    shards.append(current)
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(directory / name), metadata=meta)
+        weight_map.update({k: name for k in shard})
+    (directory / INDEX_NAME).write_text(json.dumps(
+        {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2) + "\n")
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "") -> None:
+    """Raises one :class:`CheckpointError` listing every missing key, unexpected key and shape mismatch."""
+    expected = model.state_dict()
+    given = {k for k in state if not k.endswith(IGNORED_KEY_SUFFIXES)}
+    missing = sorted(expected.keys() - given)
+    unexpected = sorted(given - expected.keys())
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                  for k in sorted(given & expected.keys()) if state[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_short(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_short(unexpected)}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {_short(mismatched)}")
+    if problems:
+        where = f" {source}" if source else ""
+        raise CheckpointError(f"checkpoint{where} does not match the FG-CLIP 2 model built from its "
+                              "config:\n  - " + "\n  - ".join(problems))
+
+
+def _short(items: list[str], limit: int = 20) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+# ------------------------------------------------------------------------- SigLIP 2 -> FG-CLIP 2
+def stretch_position_embedding(table: torch.Tensor, keep_len: int = 20) -> torch.Tensor:
+    """Long-CLIP-style 4x stretch of a (L, D) text position table to (4L - 3K, D) (spec §1.3):
+    the first K rows kept, rows K..L-1 linearly interpolated 4x, the last four extrapolated."""
+    length, k = table.shape[0], keep_len
+    if not 0 < k < length - 1:
+        raise ValueError(f"keep_len {k} must be in (0, {length - 1}) for a table of length {length}")
+    new = torch.empty(4 * length - 3 * k, table.shape[1], dtype=table.dtype)
+    new[:k] = table[:k]
+    for i in range(length - 1 - k):
+        for j in range(4):
+            new[k + 4 * i + j] = ((4 - j) * table[k + i] + j * table[k + i + 1]) / 4
+    last, step = table[length - 1], (table[length - 1] - table[length - 2]) / 4
+    for j in range(4):
+        new[4 * length - 3 * k - 4 + j] = last + j * step
+    return new
+
+
+def siglip2_to_fgclip2_state_dict(state: Mapping[str, torch.Tensor], keep_len: int = 20) -> dict:
+    """An FG-CLIP 2 initialisation from a SigLIP 2 NaFlex ``Siglip2Model`` state dict: text positions
+    stretched 64 -> 196 for both long tables, ``text_model.head`` copied into the box and long heads,
+    the MAP head copied into ``dense_feature_head`` (what the official ``--from_siglip2`` does)."""
+    out = {k: v.clone() for k, v in state.items() if not k.endswith(IGNORED_KEY_SUFFIXES)}
+    required = ["text_model.embeddings.position_embedding.weight", "text_model.head.weight",
+                "text_model.head.bias", "vision_model.head.probe"]
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise CheckpointError(f"not a SigLIP 2 (Siglip2Model) state dict: missing {missing}")
+    stretched = stretch_position_embedding(out["text_model.embeddings.position_embedding.weight"], keep_len)
+    out["text_model.embeddings.position_embedding_res.weight"] = stretched.clone()
+    out["text_model.embeddings.position_embedding_ori.weight"] = stretched.clone()
+    for head in ("boxtext_head", "longtext_head"):
+        out[f"{head}.weight"] = out["text_model.head.weight"].clone()
+        out[f"{head}.bias"] = out["text_model.head.bias"].clone()
+    for key in [k for k in out if k.startswith("vision_model.head.")]:
+        out["dense_feature_head." + key[len("vision_model.head."):]] = out[key].clone()
+    return out
+
+
+def siglip2_to_fgclip2_config(config: dict, keep_len: int = 20) -> dict:
+    """SigLIP 2 config.json dict -> FG-CLIP 2 config.json dict (adds keep_len / longtext_len)."""
+    text = dict(config["text_config"])
+    length = text.get("max_position_embeddings", 64)
+    text.update(model_type="fgclip2_text_model", keep_len=keep_len, longtext_len=4 * length - 3 * keep_len)
+    vision = dict(config["vision_config"], model_type="fgclip2_vision_model")
+    return {"model_type": "fgclip2", "architectures": ["FGCLIP2Model"],
+            "initializer_factor": config.get("initializer_factor", 1.0),
+            "text_config": text, "vision_config": vision}

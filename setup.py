@@ -1,0 +1,32 @@
+"""fgclip2_det: open-vocabulary detection and segmentation with FG-CLIP 2 on OpenMMLab."""
+from setuptools import find_packages, setup
+
+# The verified stack (see README "Installation"): mmdet 3.3.0 refuses mmcv >= 2.2, mmcv 2.1.0 is
+# source-only and must be built against the installed torch (tools/setup_env.sh does it in order).
+INSTALL_REQUIRES = [
+    "torch==2.13.0",
+    "mmcv==2.1.0",
+    "mmengine==0.10.7",
+    "mmdet==3.3.0",
+    "numpy",
+    "pycocotools",
+    "lvis",
+    "transformers",
+    "safetensors",
+    "tokenizers",
+    "pillow",
+    "tqdm",
+]
+
+setup(
+    name="fgclip2_det",
+    version="0.1.0",
+    description="FG-CLIP 2 in plain PyTorch + open-vocabulary detection/segmentation on MMDetection",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["fgclip2_det", "fgclip2_det.*"]),
+    package_data={"fgclip2_det": ["model/presets/*.json", "data/*.txt"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": ["pytest", "pytest-timeout", "imgviz", "scikit-image"]},
+)

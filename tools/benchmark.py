@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Timed targets of the toolkit, each measured against a reference in the same run.
+
+    python tools/benchmark.py encoder [--out work_dirs/bench] [--repeats 3]
+
+Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
+environment). Timings alternate ours / reference so machine noise hits both alike.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+# --------------------------------------------------------------------------------- measuring
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled every 2 ms in a thread."""
+
+    def __enter__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start = self._proc.memory_info().rss
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.start) / 2 ** 20
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def compare(ours, reference, repeats: int) -> dict:
+    """Runs both once to warm up, then ``repeats`` alternating timed runs; medians and peak memory."""
+    with torch.inference_mode():
+        out_ours, out_ref = ours(), reference()
+        t_ours, t_ref = [], []
+        for _ in range(repeats):
+            t_ours.append(timed(ours)[0])
+            t_ref.append(timed(reference)[0])
+        with PeakRSS() as m_ours:
+            ours()
+        with PeakRSS() as m_ref:
+            reference()
+    med_ours, med_ref = statistics.median(t_ours), statistics.median(t_ref)
+    return {"ours_s": med_ours, "reference_s": med_ref, "speedup": med_ref / med_ours,
+            "ours_times": t_ours, "reference_times": t_ref,
+            "ours_peak_mib": m_ours.mib, "reference_peak_mib": m_ref.mib,
+            "outputs": (out_ours, out_ref)}
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 3) -> float:
+    """fp32 GEMM throughput of this machine (the roofline the encoder is compared with)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(timed(lambda: a @ b)[0] for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def environment() -> dict:
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+
+
+# ---------------------------------------------------------------------------------- encoder
+UNIFORM = [(32, 32)] * 4  # 4 x 512x512
+MIXED = [(16, 16), (32, 32), (24, 32), (32, 18), (20, 20), (16, 24), (28, 28), (12, 32)]
+
+
+def encoder_flops(cfg, grids) -> float:
+    """Forward FLOPs of blocks + MAP head + dense head (multiply-add = 2)."""
+    d, i, depth = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    total = 0.0
+    for h, w in grids:
+        n = h * w
+        block = 2 * n * (4 * d * d + 2 * d * i) + 4 * n * n * d
+        dense_head = 2 * n * (4 * d * d + 2 * d * i) + 4 * n * n * d
+        total += depth * block + dense_head + 2 * n * cfg.patch_size ** 2 * 3 * d
+    return total
+
+
+def bench_encoder(args) -> dict:
+    from fgclip2_det.model import FGCLIP2, FGCLIP2Config
+    from fgclip2_det.utils.hf_reference import build_siglip2, padded_naflex_inputs, reference_dense_head
+
+    torch.manual_seed(0)
+    model = FGCLIP2(FGCLIP2Config.preset(args.preset)).eval()
+    ref = build_siglip2(model, attn_implementation="sdpa").vision_model
+    roofline = gemm_gflops()
+    results = {"preset": args.preset, "gemm_gflops": roofline, "cases": {}}
+    for name, grids, target in (("uniform_4x512", UNIFORM, 1.0), ("mixed_naflex_8", MIXED, 1.3)):
+        gen = torch.Generator().manual_seed(1)
+        images = [torch.rand(3, 16 * h, 16 * w, generator=gen) * 2 - 1 for h, w in grids]
+        pv, mask, shapes = padded_naflex_inputs(images)
+
+        def ours():
+            f = model.vision_features(images)
+            return f.image_embeds, f.dense_maps
+
+        def reference():
+            out = ref(pixel_values=pv, pixel_attention_mask=mask, spatial_shapes=shapes)
+            return out.pooler_output, reference_dense_head(model.dense_feature_head, out.last_hidden_state,
+                                                           mask == 0)
+
+        r = compare(ours, reference, args.repeats)
+        (g_ours, d_ours), (g_ref, d_ref) = r.pop("outputs")
+        diff = (g_ours - g_ref).abs().max().item()
+        for k, (h, w) in enumerate(grids):
+            dense_ref = d_ref[k, : h * w].t().reshape(-1, h, w)
+            diff = max(diff, (d_ours[k] - dense_ref).abs().max().item())
+        real = sum(h * w for h, w in grids)
+        flops = encoder_flops(model.config.vision, grids)
+        r.update(grids=grids, real_token_fraction=real / (len(grids) * max(h * w for h, w in grids)),
+                 max_abs_diff=diff, gflop=flops / 1e9,
+                 ours_roofline_fraction=flops / r["ours_s"] / 1e9 / roofline,
+                 reference_roofline_fraction=flops / r["reference_s"] / 1e9 / roofline,
+                 target_speedup=target, passed=bool(r["speedup"] >= target and diff <= 1e-4))
+        results["cases"][name] = r
+        print(f"[encoder] {name}: ours {r['ours_s']:.2f}s, transformers {r['reference_s']:.2f}s, "
+              f"speedup {r['speedup']:.2f}x (target {target}x), max|diff| {diff:.1e}, "
+              f"roofline {r['ours_roofline_fraction']:.2f} vs {r['reference_roofline_fraction']:.2f}",
+              flush=True)
+    return results
+
+
+def encoder_markdown(res: dict) -> str:
+    lines = [f"### encoder ({res['preset']} preset, fp32, CPU; GEMM roofline {res['gemm_gflops']:.0f} GFLOP/s)",
+             "", "| case | real tokens | ours (s) | transformers (s) | speedup | target | roofline ours / ref "
+             "| peak MiB ours / ref | max abs diff | pass |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in res["cases"].items():
+        lines.append(f"| {name} | {r['real_token_fraction']:.0%} | {r['ours_s']:.2f} | {r['reference_s']:.2f} "
+                     f"| {r['speedup']:.2f}x | ≥{r['target_speedup']}x | {r['ours_roofline_fraction']:.2f} / "
+                     f"{r['reference_roofline_fraction']:.2f} | {r['ours_peak_mib']:.0f} / "
+                     f"{r['reference_peak_mib']:.0f} | {r['max_abs_diff']:.1e} | {'yes' if r['passed'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help=f"any of {list(BENCHMARKS)}")
+    parser.add_argument("--out", default="work_dirs/bench")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset", default="base", help="model preset for the encoder benchmark")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; available: {list(BENCHMARKS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"environment": environment(), "benchmarks": {}}
+    md = ["# fgclip2_det benchmarks", "", f"Environment: `{json.dumps(results['environment'])}`", ""]
+    for name in args.names:
+        run, to_md = BENCHMARKS[name]
+        results["benchmarks"][name] = res = run(args)
+        md += [to_md(res), ""]
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text("\n".join(md))
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

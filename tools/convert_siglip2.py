@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Turns a SigLIP 2 NaFlex checkpoint (Hugging Face ``Siglip2Model`` layout) into an FG-CLIP 2
+initialisation, as the official ``--from_siglip2`` does (spec §1.3, §1.5):
+
+    python tools/convert_siglip2.py SIGLIP2_DIR OUT_DIR [--keep-len 20]
+
+Text positions are stretched 64 -> 196 for long captions, the text head is copied into the box and
+long heads, the MAP head into ``dense_feature_head``. Tokenizer / processor files are copied along.
+"""
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fgclip2_det.model import FGCLIP2, FGCLIP2Config  # noqa: E402
+from fgclip2_det.model.checkpoint import (read_state_dict, siglip2_to_fgclip2_config,  # noqa: E402
+                                          siglip2_to_fgclip2_state_dict, write_state_dict)
+
+SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+              "preprocessor_config.json")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("siglip2_dir")
+    parser.add_argument("out_dir")
+    parser.add_argument("--keep-len", type=int, default=20)
+    args = parser.parse_args(argv)
+    src, out = Path(args.siglip2_dir), Path(args.out_dir)
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    FGCLIP2Config.from_dict(siglip2_to_fgclip2_config(config, args.keep_len)).save(out)
+    write_state_dict(out, siglip2_to_fgclip2_state_dict(read_state_dict(src), args.keep_len))
+    for name in SIDE_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, out / name)
+    FGCLIP2.from_pretrained(out)  # strict check of what was written
+    print(f"converted {src} -> {out}")
+
+
+if __name__ == "__main__":
+    main()
