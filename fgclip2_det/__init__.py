@@ -1,4 +1,11 @@
 """fgclip2_det: FG-CLIP 2 and open-vocabulary detection / segmentation on OpenMMLab."""
-from .model import FGCLIP2, FGCLIP2Config, CheckpointError  # noqa: F401
+from .utils.compat import apply_compat_patches
+
+apply_compat_patches()  # mmengine resume under torch >= 2.6, lvis under numpy >= 1.24 (README)
+
+from .model import (CheckpointError, FGCLIP2, FGCLIP2Config, FGCLIP2ImageProcessor,  # noqa: E402
+                    FGCLIP2Tokenizer)
 
 __version__ = "0.1.0"
+__all__ = ["FGCLIP2", "FGCLIP2Config", "FGCLIP2ImageProcessor", "FGCLIP2Tokenizer", "CheckpointError",
+           "apply_compat_patches"]

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     model = FGCLIP2.from_pretrained(args.checkpoint)
     tokenizer = FGCLIP2Tokenizer.from_pretrained(args.checkpoint)
     image, boxes, source = load_inputs(args.image, args.boxes)
-    processed = FGCLIP2ImageProcessor(args.max_num_patches)(image, boxes=[boxes])
+    processed = FGCLIP2ImageProcessor(args.max_num_patches)([image], boxes=[boxes])
     query = args.query or vocab[0]
 
     with torch.inference_mode():

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .boxes import check_boxes
 from .checkpoint import check_state_dict, read_state_dict, write_state_dict
 from .config import FGCLIP2Config
 from .layers import AttentionPoolingHead
@@ -106,7 +107,7 @@ class FGCLIP2(nn.Module):
         images = self._check_images(images)
         if len(boxes) != len(images):
             raise ValueError(f"got {len(boxes)} box lists for {len(images)} images")
-        boxes = [self._check_boxes(b, i) for i, b in enumerate(boxes)]  # fail before the encoder runs
+        boxes = [check_boxes(b, i) for i, b in enumerate(boxes)]  # fail before the encoder runs
         feats = self.vision_features(images, with_global=False)
         return self.pool_regions(feats.dense_maps, boxes)
 
@@ -115,7 +116,7 @@ class FGCLIP2(nn.Module):
 
         A box maps to the grid by x / patch_size (= x / W * w). Zero-width or zero-height boxes get
         zero vectors, as in the official RoIAlign; parts outside the image read zeros."""
-        boxes = [self._check_boxes(b, i) for i, b in enumerate(boxes)]
+        boxes = [check_boxes(b, i) for i, b in enumerate(boxes)]
         from mmcv.ops import roi_align  # torchvision's roi_align has no wheel for this torch
 
         out = []
@@ -175,19 +176,3 @@ class FGCLIP2(nn.Module):
                 raise ValueError(f"image {i}: H and W must be positive multiples of {p}; got {h}x{w} "
                                  "(FGCLIP2ImageProcessor produces such sizes)")
         return images
-
-    @staticmethod
-    def _check_boxes(boxes: torch.Tensor, index: int) -> torch.Tensor:
-        boxes = torch.as_tensor(boxes)
-        if boxes.numel() == 0:
-            return boxes.reshape(0, 4)
-        if boxes.dim() != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"image {index}: boxes must be (N, 4) xyxy; got {tuple(boxes.shape)}")
-        bad = ~torch.isfinite(boxes).all(dim=1)
-        if bad.any():
-            raise ValueError(f"image {index}: non-finite box(es) at index {bad.nonzero().flatten().tolist()}")
-        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        if inverted.any():
-            raise ValueError(f"image {index}: inverted box(es) (x2 < x1 or y2 < y1) at index "
-                             f"{inverted.nonzero().flatten().tolist()}")
-        return boxes
