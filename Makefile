@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(PY) tools/demo.py --checkpoint work_dirs/demo/tiny-fgclip2 --out work_dirs/demo
 
 bench: $(STAMP)
-	$(PY) tools/benchmark.py encoder --out work_dirs/bench
+	$(PY) tools/benchmark.py --out work_dirs/bench
 
 clean:
 	rm -rf work_dirs .pytest_cache

@@ -78,3 +78,11 @@ def test_demo_own_image_and_boxes(tmp_path, tiny_dir):
 def test_demo_empty_vocab_is_an_error(tmp_path, tiny_dir):
     proc = run_tool("tools/demo.py", "--checkpoint", tiny_dir, "--vocab", " , ", "--out", tmp_path, check=False)
     assert proc.returncode != 0 and "--vocab is empty" in proc.stderr
+
+
+def test_make_synthetic_world_tool(tmp_path):
+    proc = run_tool("tools/make_synthetic_world.py", tmp_path / "w", "--images", "10", "--seed", "5",
+                    "--workers", "1")
+    assert "wrote 10 images ({'train': 8, 'val': 2})" in proc.stdout
+    meta = json.loads((tmp_path / "w" / "world.json").read_text())
+    assert meta["seed"] == 5 and len(list((tmp_path / "w" / "images").glob("*.jpg"))) == 10

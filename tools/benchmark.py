@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py encoder [--out work_dirs/bench] [--repeats 3]
+    python tools/benchmark.py [encoder] [synthetic] [--out work_dirs/bench] [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
 environment). Timings alternate ours / reference so machine noise hits both alike.
@@ -167,7 +167,32 @@ def encoder_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown)}
+# -------------------------------------------------------------------------------- synthetic
+def bench_synthetic(args) -> dict:
+    """Generation time of a synthetic world against the issue's budget (10,000 images in 180 s)."""
+    import tempfile
+
+    from fgclip2_det.datasets.synthetic import generate_world
+
+    n, budget = args.world_images, 180.0 * args.world_images / 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds = timed(lambda: generate_world(tmp, n, seed=0, workers=os.cpu_count()))[0]
+        size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
+    res = {"images": n, "workers": os.cpu_count(), "seconds": seconds, "images_per_s": n / seconds,
+           "budget_s": budget, "disk_mib": size / 2 ** 20, "passed": seconds <= budget}
+    print(f"[synthetic] {n} images in {seconds:.1f}s ({n / seconds:.0f} img/s; budget {budget:.0f}s)", flush=True)
+    return res
+
+
+def synthetic_markdown(res: dict) -> str:
+    return "\n".join([
+        "### synthetic world generation", "",
+        "| images | workers | seconds | images/s | budget (s) | disk MiB | pass |", "|---|---|---|---|---|---|---|",
+        f"| {res['images']} | {res['workers']} | {res['seconds']:.1f} | {res['images_per_s']:.0f} | "
+        f"{res['budget_s']:.0f} | {res['disk_mib']:.0f} | {'yes' if res['passed'] else 'NO'} |"])
+
+
+BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown)}
 
 
 def main(argv=None) -> int:
@@ -176,6 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="work_dirs/bench")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default="base", help="model preset for the encoder benchmark")
+    parser.add_argument("--world-images", type=int, default=10_000, help="images for the synthetic benchmark")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

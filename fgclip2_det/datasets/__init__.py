@@ -1,0 +1,1 @@
+"""Datasets and their metadata (the synthetic world for now)."""

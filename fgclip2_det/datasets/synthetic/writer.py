@@ -1,0 +1,230 @@
+"""Writes a synthetic world: images plus every annotation format the toolkit consumes.
+
+Layout under the output folder (paths relative to it)::
+
+    world.json                         metadata: seed, splits, classes (EN/ZH), base/novel, files
+    images/000000.jpg ...
+    pretrain/en.json, pretrain/zh.json FineHARD layout (spec §4.1), train split, ZH items carry is_cn
+    det/instances_train_base.json      COCO, train split, novel kinds' annotations removed (OV-COCO style)
+    det/instances_train_all.json       COCO, train split, every annotation (oracle / analysis)
+    det/instances_val_all.json         COCO, val split, every class; also BoxClass by kind (EN + ZH names)
+    boxclass/fine_val.json             COCO, val split, classes = colour x kind ("red circle" / "红色圆形")
+    fgovd/{hard,medium,easy,trivial}[_zh].jsonl   FG-OVD items (1/2/3 attributes changed; other objects)
+    seg/train/*.png, seg/val/*.png     label maps: 0 background, 1..K kinds, 255 ignore (unseen kinds in train)
+
+Every image draws from its own random stream (seed, index), so the output does not depend on the
+number of worker processes, and the same seed gives byte-identical files.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from .captions import LANGS, changed_specs, hard_negatives, image_captions, pick, region_expressions
+from .scene import make_scene
+from .vocab import ATTRIBUTE_VALUES, ATTRIBUTES, COLOURS, KINDS, NOVEL_KINDS, ObjectSpec, kind_name
+
+VAL_EVERY = 5  # image i is in the val split iff i % 5 == 0
+FGOVD_LEVELS = {"hard": 1, "medium": 2, "easy": 3}  # attributes changed
+FGOVD_TEST_TYPES = {"hard": "1_attributes", "medium": "2_attributes", "easy": "3_attributes",
+                    "trivial": "shuffle_negatives"}
+NEGATIVES_PER_ITEM = 10
+KIND_IDS = {k: i + 1 for i, k in enumerate(KINDS)}  # COCO category ids and label-map values
+IGNORE_INDEX = 255
+
+
+def split_of(index: int) -> str:
+    return "val" if index % VAL_EVERY == 0 else "train"
+
+
+def _render_one(job: tuple[str, int, int]) -> dict:
+    """Renders image ``index``, writes its JPEG and label map, returns its annotation record."""
+    out_dir, seed, index = job
+    rng = np.random.default_rng([seed, index])
+    scene = make_scene(rng)
+    split, name = split_of(index), f"{index:06d}"
+    Image.fromarray(scene.image).save(Path(out_dir, "images", name + ".jpg"), quality=92)
+    label = np.zeros((scene.height, scene.width), np.uint8)
+    for obj in scene.objects:
+        label[obj.visible] = IGNORE_INDEX if (split == "train" and obj.spec.kind in NOVEL_KINDS) \
+            else KIND_IDS[obj.spec.kind]
+    Image.fromarray(label).save(Path(out_dir, "seg", split, name + ".png"), compress_level=1)
+
+    rles = [mask_utils.encode(np.asfortranarray(o.visible.astype(np.uint8))) for o in scene.objects]
+    boxes = [[float(v) for v in b] for b in mask_utils.toBbox(rles)]
+    specs = [o.spec for o in scene.objects]
+    objects = []
+    for i, (spec, rle) in enumerate(zip(specs, rles)):
+        others = specs[:i] + specs[i + 1:]
+        negatives = hard_negatives(spec, others, rng)
+        obj = {"spec": spec, "bbox": boxes[i], "area": int(mask_utils.area(rle)),
+               "rle": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+               "negatives": negatives, "fgovd": {}}
+        for lang in LANGS:
+            obj[lang] = region_expressions(specs, boxes, scene.width, scene.height, i, lang)
+        if split == "val":
+            obj["fgovd"] = {level: pick(changed_specs(spec, k, others), NEGATIVES_PER_ITEM, rng)
+                            for level, k in FGOVD_LEVELS.items()}
+        objects.append(obj)
+    captions = {lang: image_captions(specs, boxes, scene.width, scene.height, scene.background, lang)
+                for lang in LANGS}
+    return {"index": index, "name": name, "split": split, "width": scene.width, "height": scene.height,
+            "background": scene.background, "captions": captions, "objects": objects}
+
+
+def render_records(out_dir: Path, num_images: int, seed: int, workers: int) -> list[dict]:
+    jobs = [(str(out_dir), seed, i) for i in range(num_images)]
+    progress = dict(total=num_images, desc="rendering", unit="img", disable=None)
+    if workers <= 1:
+        return [_render_one(j) for j in tqdm(jobs, **progress)]
+    # spawn: the parent has torch loaded, and forking a process with OpenMP threads can hang.
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(_render_one, jobs, chunksize=32), **progress))
+
+
+# ------------------------------------------------------------------------------------ formats
+def pretrain_items(records: list[dict], lang: str) -> list[dict]:
+    items = []
+    for r in records:
+        if r["split"] != "train":
+            continue
+        short, long = r["captions"][lang]
+        regions = []
+        for o in r["objects"]:
+            x, y, w, h = o["bbox"]
+            spec = o["spec"]
+            regions.append({
+                "bbox": [x / r["width"], y / r["height"], (x + w) / r["width"], (y + h) / r["height"]],
+                "short_expr": o[lang][0], "long_expr": o[lang][1], "flag_short_neg": 1,
+                "short_expr_negs": {str(k): n.describe(lang) for k, n in enumerate(o["negatives"])},
+                "neg_changes": [spec.differences(n) for n in o["negatives"]]})
+        item = {"f_path": f"images/{r['name']}.jpg", "caption": long, "short_caption": short, "bbox_info": regions}
+        if lang == "zh":
+            item["is_cn"] = True
+        items.append(item)
+    return items
+
+
+def _coco_categories(fine: bool = False) -> list[dict]:
+    if not fine:
+        return [{"id": KIND_IDS[k], "name": kind_name(k, "en"), "name_zh": kind_name(k, "zh"),
+                 "supercategory": "shape", "split": "novel" if k in NOVEL_KINDS else "base"} for k in KINDS]
+    cats = []
+    for c, (c_en, c_zh, _) in COLOURS.items():
+        for k in KINDS:
+            cats.append({"id": len(cats) + 1, "name": f"{c_en} {kind_name(k, 'en')}",
+                         "name_zh": f"{c_zh}{kind_name(k, 'zh')}", "supercategory": kind_name(k, "en"),
+                         "split": "novel" if k in NOVEL_KINDS else "base", "colour": c, "kind": k})
+    return cats
+
+
+def coco_json(records, split: str, keep_kinds=tuple(KINDS), fine: bool = False) -> dict:
+    categories = _coco_categories(fine)
+    fine_ids = {(c["colour"], c["kind"]): c["id"] for c in categories} if fine else {}
+    images, annotations = [], []
+    for r in records:
+        if r["split"] != split:
+            continue
+        images.append({"id": r["index"], "file_name": f"{r['name']}.jpg", "width": r["width"],
+                       "height": r["height"]})
+        for o in r["objects"]:
+            spec = o["spec"]
+            if spec.kind not in keep_kinds:
+                continue
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": r["index"],
+                "category_id": fine_ids[(spec.colour, spec.kind)] if fine else KIND_IDS[spec.kind],
+                "bbox": o["bbox"], "area": o["area"], "segmentation": o["rle"], "iscrowd": 0,
+                "attributes": {a: getattr(spec, a) for a in ATTRIBUTES},
+                "caption": o["en"][0], "caption_zh": o["zh"][0]})
+    return {"info": {"description": "fgclip2_det synthetic world"}, "images": images,
+            "annotations": annotations, "categories": categories}
+
+
+def fgovd_items(records: list[dict], level: str, lang: str, seed: int) -> list[dict]:
+    """FG-OVD items of the val split: the object's description vs 10 negatives."""
+    val = [r for r in records if r["split"] == "val"]
+    pool = [o["spec"] for r in val for o in r["objects"]]
+    items = []
+    for r in val:
+        specs = [o["spec"] for o in r["objects"]]
+        for i, o in enumerate(r["objects"]):
+            if level == "trivial":  # captions of other objects: another kind, absent from this image
+                rng = np.random.default_rng([seed, 7, r["index"], i])
+                negs: list[ObjectSpec] = []
+                while len(negs) < NEGATIVES_PER_ITEM:
+                    cand = pool[int(rng.integers(len(pool)))]
+                    if cand.kind != o["spec"].kind and cand not in specs and cand not in negs:
+                        negs.append(cand)
+            else:
+                negs = o["fgovd"][level]
+            items.append({"img_path": f"images/{r['name']}.jpg", "bbox": o["bbox"],
+                          "pos_expression": [o["spec"].describe(lang)],
+                          "neg_expression": [n.describe(lang) for n in negs],
+                          "test_type": FGOVD_TEST_TYPES[level]})
+    return items
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
+def _write_jsonl(path: Path, items: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+
+
+def world_files() -> dict:
+    files = {"images": "images", "pretrain_en": "pretrain/en.json", "pretrain_zh": "pretrain/zh.json",
+             "det_train_base": "det/instances_train_base.json", "det_train_all": "det/instances_train_all.json",
+             "det_val": "det/instances_val_all.json", "boxclass_fine_val": "boxclass/fine_val.json",
+             "seg_train": "seg/train", "seg_val": "seg/val"}
+    for level in FGOVD_TEST_TYPES:
+        files[f"fgovd_{level}_en"] = f"fgovd/{level}.jsonl"
+        files[f"fgovd_{level}_zh"] = f"fgovd/{level}_zh.jsonl"
+    return files
+
+
+def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
+                   workers: int | None = None) -> Path:
+    """Renders ``num_images`` scenes and writes every format (module docstring). Returns the folder."""
+    if num_images < VAL_EVERY:
+        raise ValueError(f"need at least {VAL_EVERY} images for a train and a val split, got {num_images}")
+    out = Path(out_dir)
+    for sub in ("images", "seg/train", "seg/val"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    records = render_records(out, num_images, seed, workers if workers is not None else os.cpu_count() or 1)
+    files = world_files()
+    for lang in LANGS:
+        _write_json(out / files[f"pretrain_{lang}"], pretrain_items(records, lang))
+    base = tuple(k for k in KINDS if k not in NOVEL_KINDS)
+    _write_json(out / files["det_train_base"], coco_json(records, "train", keep_kinds=base))
+    _write_json(out / files["det_train_all"], coco_json(records, "train"))
+    _write_json(out / files["det_val"], coco_json(records, "val"))
+    _write_json(out / files["boxclass_fine_val"], coco_json(records, "val", fine=True))
+    for level in FGOVD_TEST_TYPES:
+        for lang in LANGS:
+            _write_jsonl(out / files[f"fgovd_{level}_{lang}"], fgovd_items(records, level, lang, seed))
+    kinds = list(KINDS)
+    meta = {
+        "version": 1, "seed": seed, "num_images": num_images,
+        "splits": {s: sum(r["split"] == s for r in records) for s in ("train", "val")},
+        "classes": [kind_name(k, "en") for k in kinds], "classes_zh": [kind_name(k, "zh") for k in kinds],
+        "base_classes": [kind_name(k, "en") for k in base],
+        "novel_classes": [kind_name(k, "en") for k in NOVEL_KINDS],
+        "attributes": {a: list(ATTRIBUTE_VALUES[a]) for a in ATTRIBUTES},
+        "seg": {"classes": ["background"] + [kind_name(k, "en") for k in kinds],
+                "classes_zh": ["背景"] + [kind_name(k, "zh") for k in kinds],
+                "unseen_classes": [kind_name(k, "en") for k in NOVEL_KINDS], "ignore_index": IGNORE_INDEX},
+        "files": files,
+    }
+    _write_json(out / "world.json", meta)
+    return out
