@@ -17,6 +17,7 @@ number of worker processes, and the same seed gives byte-identical files.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -29,13 +30,15 @@ from tqdm import tqdm
 
 from .captions import LANGS, changed_specs, hard_negatives, image_captions, pick, region_expressions
 from .scene import make_scene
-from .vocab import ATTRIBUTE_VALUES, ATTRIBUTES, COLOURS, KINDS, NOVEL_KINDS, ObjectSpec, kind_name
+from .vocab import (ATTRIBUTE_VALUES, ATTRIBUTES, COLOURS, KINDS, NOVEL_KINDS, PATTERNS, SIZES, ObjectSpec,
+                    kind_name)
 
 VAL_EVERY = 5  # image i is in the val split iff i % 5 == 0
 FGOVD_LEVELS = {"hard": 1, "medium": 2, "easy": 3}  # attributes changed
 FGOVD_TEST_TYPES = {"hard": "1_attributes", "medium": "2_attributes", "easy": "3_attributes",
                     "trivial": "shuffle_negatives"}
 NEGATIVES_PER_ITEM = 10
+ALL_SPECS = [ObjectSpec(*f) for f in itertools.product(KINDS, SIZES, COLOURS, PATTERNS)]
 KIND_IDS = {k: i + 1 for i, k in enumerate(KINDS)}  # COCO category ids and label-map values
 IGNORE_INDEX = 255
 
@@ -151,18 +154,14 @@ def coco_json(records, split: str, keep_kinds=tuple(KINDS), fine: bool = False) 
 def fgovd_items(records: list[dict], level: str, lang: str, seed: int) -> list[dict]:
     """FG-OVD items of the val split: the object's description vs 10 negatives."""
     val = [r for r in records if r["split"] == "val"]
-    pool = [o["spec"] for r in val for o in r["objects"]]
+    pool = list(dict.fromkeys(o["spec"] for r in val for o in r["objects"]))
     items = []
     for r in val:
         specs = [o["spec"] for o in r["objects"]]
         for i, o in enumerate(r["objects"]):
-            if level == "trivial":  # captions of other objects: another kind, absent from this image
-                rng = np.random.default_rng([seed, 7, r["index"], i])
-                negs: list[ObjectSpec] = []
-                while len(negs) < NEGATIVES_PER_ITEM:
-                    cand = pool[int(rng.integers(len(pool)))]
-                    if cand.kind != o["spec"].kind and cand not in specs and cand not in negs:
-                        negs.append(cand)
+            if level == "trivial":
+                negs = pick(trivial_candidates(o["spec"], specs, pool), NEGATIVES_PER_ITEM,
+                            np.random.default_rng([seed, 7, r["index"], i]))
             else:
                 negs = o["fgovd"][level]
             items.append({"img_path": f"images/{r['name']}.jpg", "bbox": o["bbox"],
@@ -170,6 +169,15 @@ def fgovd_items(records: list[dict], level: str, lang: str, seed: int) -> list[d
                           "neg_expression": [n.describe(lang) for n in negs],
                           "test_type": FGOVD_TEST_TYPES[level]})
     return items
+
+
+def trivial_candidates(spec: ObjectSpec, image_specs: list[ObjectSpec], pool: list[ObjectSpec]) -> list:
+    """Captions of other objects: val objects of another kind that are absent from this image; a
+    small world tops them up from every possible object, so there are always enough."""
+    ok = [c for c in pool if c.kind != spec.kind and c not in image_specs]
+    if len(ok) < NEGATIVES_PER_ITEM:
+        ok += [c for c in ALL_SPECS if c.kind != spec.kind and c not in image_specs and c not in ok]
+    return ok
 
 
 def _write_json(path: Path, data) -> None:
