@@ -42,11 +42,12 @@ class FGCLIP2(nn.Module):
                                                        v.hidden_act, v.layer_norm_eps)
         self.longtext_head = nn.Linear(dim, dim)
         self.boxtext_head = nn.Linear(dim, dim)
-        self.init_weights()
+        self._init_scratch_weights()
 
-    def init_weights(self) -> None:
+    def _init_scratch_weights(self) -> None:
         """From-scratch init (pretrained weights overwrite it): SigLIP's logit scale/bias
-        (t = 10, b = -10, SigLIP paper), position tables N(0, 1/D)."""
+        (t = 10, b = -10, SigLIP paper), position tables N(0, 1/D). Not named ``init_weights``: MMEngine
+        calls every child's ``init_weights()`` when training starts, which would reset loaded weights."""
         with torch.no_grad():
             self.logit_scale.fill_(math.log(10.0))
             self.logit_bias.fill_(-10.0)
@@ -145,6 +146,8 @@ class FGCLIP2(nn.Module):
         if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= vocab):
             raise ValueError(f"token ids must be in [0, {vocab}); got range "
                              f"[{int(input_ids.min())}, {int(input_ids.max())}]: tokenizer/checkpoint mismatch?")
+        if input_ids.shape[0] == 0:  # e.g. a batch without regions
+            return self.boxtext_head.weight.new_zeros(0, self.config.embed_dim)
         pooled = self.text_model(input_ids, kind, attention_mask)
         if kind == "box":
             pooled = self.boxtext_head(pooled)

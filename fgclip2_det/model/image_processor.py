@@ -326,6 +326,9 @@ class FGCLIP2ImageProcessor:
     @staticmethod
     def normalize(rgb: Image.Image) -> torch.Tensor:
         """uint8 RGB PIL image -> (3, H, W) float32, x / 255 then (x - 0.5) / 0.5, in [-1, 1]."""
-        arr = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy())
-        t = arr.permute(2, 0, 1).to(torch.float32) * (1.0 / 255.0)
-        return ((t - 0.5) / 0.5).contiguous()
+        # numpy, not torch: torch's per-op threading overhead made this 20x slower on small images
+        chw = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), dtype=np.float32)
+        chw *= np.float32(1.0 / 255.0)
+        chw -= np.float32(0.5)
+        chw /= np.float32(0.5)
+        return torch.from_numpy(chw)

@@ -1,0 +1,41 @@
+"""Runner checkpoint -> official FG-CLIP 2 layout (config.json + model.safetensors + tokenizer files)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..model import FGCLIP2, FGCLIP2Config
+from ..model.checkpoint import CheckpointError, check_state_dict
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
+
+
+def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,
+                             tokenizer_dir: str | Path | None = None) -> Path:
+    """Writes the ``fgclip.*`` weights of an :class:`FGCLIP2Pretrainer` runner checkpoint in the
+    official layout; the training-only temperatures and the CMR threshold stay behind. Tokenizer
+    files come from ``tokenizer_dir``, else from the checkpoint the run started from."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"runner checkpoint not found: {checkpoint}")
+    ckpt = torch.load(checkpoint, map_location="cpu")  # weights-only; fgclip2_det's allow-list applies
+    state = ckpt.get("state_dict", ckpt)
+    extra = state.get("_extra_state")
+    if not isinstance(extra, dict) or "fgclip2_config" not in extra:
+        raise CheckpointError(f"{checkpoint}: not an FGCLIP2Pretrainer checkpoint (no FG-CLIP 2 config in "
+                              "its '_extra_state')")
+    weights = {k[len("fgclip."):]: v for k, v in state.items() if k.startswith("fgclip.")}
+    model = FGCLIP2(FGCLIP2Config.from_dict(extra["fgclip2_config"]))
+    check_state_dict(model, weights, source=str(checkpoint))
+    model.load_state_dict(weights)
+    model.save_pretrained(out_dir)
+    source = Path(tokenizer_dir) if tokenizer_dir else (Path(extra["source_checkpoint"])
+                                                        if extra.get("source_checkpoint") else None)
+    copied = [n for n in TOKENIZER_FILES if source and (source / n).is_file()]
+    for name in copied:
+        shutil.copy2(source / name, out_dir / name)
+    if not copied:
+        print(f"note: no tokenizer files copied to {out_dir} (pass --tokenizer DIR)")
+    return out_dir
