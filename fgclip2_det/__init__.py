@@ -5,6 +5,7 @@ apply_compat_patches()  # mmengine resume under torch >= 2.6, lvis under numpy >
 
 from .model import (CheckpointError, FGCLIP2, FGCLIP2Config, FGCLIP2ImageProcessor,  # noqa: E402
                     FGCLIP2Tokenizer)
+from . import det  # noqa: E402,F401  registers the MMDetection parts and metrics (mmdet registries)
 from . import pretrain  # noqa: E402,F401  registers the pretraining model, dataset, sampler, collate
 
 __version__ = "0.1.0"

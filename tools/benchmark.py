@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py [encoder] [synthetic] [--out work_dirs/bench] [--repeats 3]
+    python tools/benchmark.py [encoder] [synthetic] [pretrain] [--out work_dirs/bench] [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
 environment). Timings alternate ours / reference so machine noise hits both alike.
@@ -192,7 +192,90 @@ def synthetic_markdown(res: dict) -> str:
         f"{res['budget_s']:.0f} | {res['disk_mib']:.0f} | {'yes' if res['passed'] else 'NO'} |"])
 
 
-BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown)}
+# --------------------------------------------------------------------------------- pretrain
+def _pretrain_steps(world, tiny, stage: int, batch_size: int, steps: int) -> dict:
+    """Median time and peak memory of full training steps (forward, backward, AdamW) on one batch."""
+    from fgclip2_det.pretrain import FGCLIP2Pretrainer, FineHARDDataset, naflex_pretrain_collate
+
+    ds = FineHARDDataset("pretrain/en.json", data_root=str(world), zh_ann_file="pretrain/zh.json",
+                         with_regions=stage == 2)
+    batch = naflex_pretrain_collate([ds[i] for i in range(batch_size)], tokenizer=str(tiny), max_num_patches=256)
+    model = FGCLIP2Pretrainer(checkpoint=str(tiny), stage=stage)
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        optim.zero_grad()
+        sum(v for k, v in model(**batch).items() if k.startswith("loss")).backward()
+        optim.step()
+
+    step()
+    times = [timed(step)[0] for _ in range(steps)]
+    with PeakRSS() as mem:
+        step()
+    return {"batch_size": batch_size, "step_s": statistics.median(times), "it_per_s": 1 / statistics.median(times),
+            "peak_mib": mem.mib}
+
+
+def bench_pretrain(args) -> dict:
+    """Tiny stage-1/stage-2 step cost, and stage 1 + stage 2 on a synthetic world end to end
+    (tools/train.py + export, the configs' iteration budgets) against the 10-minute budget."""
+    import subprocess
+    import tempfile
+
+    from fgclip2_det.datasets.synthetic import generate_world
+    from fgclip2_det.model.tiny import make_tiny_checkpoint
+
+    root = Path(__file__).resolve().parents[1]
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        world = generate_world(tmp / "world", args.pretrain_images, seed=0, workers=os.cpu_count())
+        tiny = make_tiny_checkpoint(tmp / "tiny", seed=0)
+        res["stage1_step"] = _pretrain_steps(world, tiny, 1, 32, args.repeats)
+        res["stage2_step"] = _pretrain_steps(world, tiny, 2, 16, args.repeats)
+        res["stage2_vs_stage1_step_ratio"] = res["stage2_step"]["step_s"] / res["stage1_step"]["step_s"]
+        if args.pretrain_end_to_end:
+            py = sys.executable
+            runs = [("stage1", "configs/pretrain/fgclip2_tiny_stage1_synthetic.py", tiny, tmp / "stage1", True),
+                    ("stage2", "configs/pretrain/fgclip2_tiny_stage2_synthetic.py", tmp / "stage1", tmp / "stage2",
+                     False)]
+            start = time.perf_counter()
+            for name, config, init, out, copy_heads in runs:
+                t0 = time.perf_counter()
+                opts = [f"model.checkpoint={init}", f"train_dataloader.collate_fn.tokenizer={init}",
+                        f"train_dataloader.dataset.data_root={world}"]
+                subprocess.run([py, "tools/train.py", config, "--work-dir", str(tmp / f"run_{name}"),
+                                "--cfg-options", *opts], cwd=root, check=True, capture_output=True)
+                last = max((tmp / f"run_{name}").glob("iter_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
+                subprocess.run([py, "tools/export_checkpoint.py", str(last), str(out)]
+                               + (["--copy-region-heads"] if copy_heads else []), cwd=root, check=True,
+                               capture_output=True)
+                res[f"{name}_wall_s"] = time.perf_counter() - t0
+            res["end_to_end_s"] = time.perf_counter() - start
+            res["budget_s"] = 600.0
+            res["passed"] = res["end_to_end_s"] <= res["budget_s"]
+    res["images"] = args.pretrain_images
+    print(f"[pretrain] stage-1 step {res['stage1_step']['step_s']:.2f}s (b=32), stage-2 step "
+          f"{res['stage2_step']['step_s']:.2f}s (b=16)" + (f", stage 1 + 2 end to end {res['end_to_end_s']:.0f}s "
+                                                          f"(budget 600s)" if "end_to_end_s" in res else ""), flush=True)
+    return res
+
+
+def pretrain_markdown(res: dict) -> str:
+    s1, s2 = res["stage1_step"], res["stage2_step"]
+    lines = ["### pretraining (tiny preset, CPU)", "",
+             "| step | batch | s/step | it/s | peak MiB |", "|---|---|---|---|---|",
+             f"| stage 1 | {s1['batch_size']} | {s1['step_s']:.2f} | {s1['it_per_s']:.2f} | {s1['peak_mib']:.0f} |",
+             f"| stage 2 | {s2['batch_size']} | {s2['step_s']:.2f} | {s2['it_per_s']:.2f} | {s2['peak_mib']:.0f} |"]
+    if "end_to_end_s" in res:
+        lines += ["", f"Stage 1 + stage 2 on {res['images']} synthetic images (tools/train.py + export): "
+                      f"{res['stage1_wall_s']:.0f} s + {res['stage2_wall_s']:.0f} s = **{res['end_to_end_s']:.0f} s** "
+                      f"(budget {res['budget_s']:.0f} s): {'pass' if res['passed'] else 'FAIL'}"]
+    return "\n".join(lines)
+
+
+BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
+              "pretrain": (bench_pretrain, pretrain_markdown)}
 
 
 def main(argv=None) -> int:
@@ -202,6 +285,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default="base", help="model preset for the encoder benchmark")
     parser.add_argument("--world-images", type=int, default=10_000, help="images for the synthetic benchmark")
+    parser.add_argument("--pretrain-images", type=int, default=2_000, help="world size for the pretrain benchmark")
+    parser.add_argument("--no-pretrain-end-to-end", dest="pretrain_end_to_end", action="store_false",
+                        help="pretrain benchmark: step timings only, skip the ~10 min stage 1 + 2 run")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

@@ -2,7 +2,8 @@
 #   python tools/make_synthetic_world.py work_dirs/synthetic_world --images 2000 --seed 0
 #   python tools/make_tiny_checkpoint.py work_dirs/tiny-fgclip2 --seed 0
 #   python tools/train.py configs/pretrain/fgclip2_tiny_stage1_synthetic.py
-#   python tools/export_checkpoint.py work_dirs/fgclip2_tiny_stage1_synthetic/iter_600.pth work_dirs/tiny-stage1
+#   python tools/export_checkpoint.py work_dirs/fgclip2_tiny_stage1_synthetic/iter_500.pth work_dirs/tiny-stage1 \
+#       --copy-region-heads
 _base_ = ['./fgclip2_base_stage1.py']
 
 init_checkpoint = 'work_dirs/tiny-fgclip2'
@@ -13,7 +14,7 @@ train_dataloader = dict(
     dataset=dict(data_root='work_dirs/synthetic_world/', ann_file='pretrain/en.json', image_root='',
                  zh_ann_file='pretrain/zh.json', zh_image_root=''))
 optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=1e-4))  # from scratch: far above 1e-6
-max_iters = 600
+max_iters = 500
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),

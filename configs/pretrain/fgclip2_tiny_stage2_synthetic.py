@@ -1,18 +1,18 @@
 # Tiny FG-CLIP 2 stage 2 on the synthetic world, from the exported tiny stage-1 model (see
 # fgclip2_tiny_stage1_synthetic.py), on CPU:
 #   python tools/train.py configs/pretrain/fgclip2_tiny_stage2_synthetic.py
-#   python tools/export_checkpoint.py work_dirs/fgclip2_tiny_stage2_synthetic/iter_600.pth work_dirs/tiny-stage2
+#   python tools/export_checkpoint.py work_dirs/fgclip2_tiny_stage2_synthetic/iter_400.pth work_dirs/tiny-stage2
 _base_ = ['./fgclip2_base_stage2.py']
 
 init_checkpoint = 'work_dirs/tiny-stage1'
 model = dict(checkpoint=init_checkpoint, amp_dtype=None, grad_checkpointing=False, copy_dense_head=True)
 train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=False,
+    batch_size=16, num_workers=1, persistent_workers=False,
     collate_fn=dict(tokenizer=init_checkpoint, max_num_patches=256),
     dataset=dict(data_root='work_dirs/synthetic_world/', ann_file='pretrain/en.json', image_root='',
                  zh_ann_file='pretrain/zh.json', zh_image_root=''))
 optim_wrapper = dict(optimizer=dict(lr=5e-4, weight_decay=1e-4))
-max_iters = 600
+max_iters = 400
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),

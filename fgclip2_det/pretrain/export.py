@@ -13,10 +13,14 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,
-                             tokenizer_dir: str | Path | None = None) -> Path:
+                             tokenizer_dir: str | Path | None = None, copy_region_heads: bool = False) -> Path:
     """Writes the ``fgclip.*`` weights of an :class:`FGCLIP2Pretrainer` runner checkpoint in the
     official layout; the training-only temperatures and the CMR threshold stay behind. Tokenizer
-    files come from ``tokenizer_dir``, else from the checkpoint the run started from."""
+    files come from ``tokenizer_dir``, else from the checkpoint the run started from.
+
+    ``copy_region_heads``: for a stage-1 model, whose dense and box heads were never trained, copy
+    the trained MAP head into ``dense_feature_head`` and the text head into ``boxtext_head`` (what
+    the official SigLIP 2 conversion does, and what stage 2 starts from)."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"runner checkpoint not found: {checkpoint}")
@@ -30,6 +34,9 @@ def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,
     model = FGCLIP2(FGCLIP2Config.from_dict(extra["fgclip2_config"]))
     check_state_dict(model, weights, source=str(checkpoint))
     model.load_state_dict(weights)
+    if copy_region_heads:
+        model.dense_feature_head.load_state_dict(model.vision_model.head.state_dict())
+        model.boxtext_head.load_state_dict(model.text_model.head.state_dict())
     model.save_pretrained(out_dir)
     source = Path(tokenizer_dir) if tokenizer_dir else (Path(extra["source_checkpoint"])
                                                         if extra.get("source_checkpoint") else None)

@@ -1,0 +1,13 @@
+# LVIS v1 val box classification (spec §5.2): as COCO, with the 1203 LVIS categories (index =
+# category_id - 1), names with '_' -> ' ', images located through coco_url (train2017/ or val2017/).
+_base_ = './boxclass_coco.py'
+
+data_root = 'data/lvis_v1/'
+test_dataloader = dict(
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/lvis_v1_val.json',
+        data_prefix=dict(img=''),
+        class_name_style='underscore_to_space',
+        img_path_from='coco_url'))
+val_dataloader = test_dataloader
