@@ -253,3 +253,27 @@ def test_export_rejects_other_checkpoints(tmp_path):
         export_runner_checkpoint(tmp_path / "x.pth", tmp_path / "out")
     with pytest.raises(FileNotFoundError):
         export_runner_checkpoint(tmp_path / "missing.pth", tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_gloo(world, tiny_dir, tmp_path):
+    """tools/dist_train.sh on CPU: gloo initialised by tools/launch.py, DDP with device_ids=None."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    opts = [f"model.checkpoint={tiny_dir}", f"train_dataloader.collate_fn.tokenizer={tiny_dir}",
+            f"train_dataloader.dataset.data_root={world}", "train_dataloader.batch_size=3",
+            "train_dataloader.num_workers=0", "train_cfg.max_iters=3", "default_hooks.checkpoint.interval=3"]
+    proc = subprocess.run(["bash", "tools/dist_train.sh", str(STAGE2_CONFIG), "2", "--work-dir", str(tmp_path),
+                           "--cfg-options", *opts], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PORT": str(port)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = next(tmp_path.glob("*/*.log")).read_text()
+    assert "Distributed training: True" in log and "launcher = 'pytorch'" in log
+    assert "device_ids=None" in log and "backend='gloo'" in log
+    state = torch.load(tmp_path / "iter_3.pth", map_location="cpu")["state_dict"]
+    assert "cmr_loss.threshold" in state and "_extra_state" in state

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,26 @@ def test_world_reader_paths(world):
         world.path("nope")
     meta = world.det_metainfo()
     assert meta["classes"][:2] == ("circle", "square") and meta["classes_zh"][0] == "圆形"
+
+
+def test_project_dataset_classes_load_the_world(world):
+    """The toolkit's own readers take every format as written: pretraining, BoxClass, FG-OVD."""
+    from fgclip2_det.det.boxclass_dataset import BoxClassDataset
+    from fgclip2_det.det.fgovd_dataset import FGOVDDataset
+    from fgclip2_det.pretrain import FineHARDDataset
+
+    pretrain = FineHARDDataset("pretrain/en.json", data_root=str(world.root), zh_ann_file="pretrain/zh.json")
+    assert len(pretrain) == 96 and pretrain.languages.count("zh") == 48
+    assert pretrain[0]["regions"] and pretrain[0]["image"].ndim == 3
+
+    boxclass = BoxClassDataset(ann_file=str(world.path("det_val")), data_prefix=dict(img=str(world.root / "images")),
+                               test_mode=True, pipeline=[])
+    assert boxclass.metainfo["classes"] == world.classes
+    assert sum(len(boxclass.get_data_info(i)["instances"]) for i in range(len(boxclass))) == \
+        len(load_json(world.path("det_val"))["annotations"])
+
+    for level, test_type in (("hard", "1_attributes"), ("trivial", "shuffle_negatives")):
+        ds = FGOVDDataset(ann_file=str(world.root / "fgovd" / f"{level}.jsonl"),
+                          data_prefix=dict(img=str(world.root)), test_mode=True, pipeline=[], test_type=test_type)
+        item = ds.get_data_info(0)
+        assert len(item["box_captions"][0]) == 11 and Path(item["img_path"]).is_file()

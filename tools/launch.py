@@ -1,19 +1,38 @@
 """Launcher set-up shared by tools/train.py and tools/test.py: the one place for distributed init.
 
-'none' runs one process. 'pytorch' / 'slurm' / 'mpi' leave initialisation to MMEngine's runner
-(``init_dist`` with ``env_cfg.dist_cfg``), which needs CUDA: it calls ``torch.cuda.set_device``.
-CPU-only distributed runs need the process group initialised here with gloo before the runner is
-built, and ``model_wrapper_cfg`` with ``device_ids=None`` (DESIGN.md §1); until that lands they
-stop here with a clear message instead of a CUDA error deep inside MMEngine.
+'none' runs one process. With GPUs, 'pytorch' / 'slurm' / 'mpi' leave initialisation to MMEngine's
+runner (``init_dist`` with ``env_cfg.dist_cfg``, NCCL). MMEngine's ``init_dist`` calls
+``torch.cuda.set_device``, so on a machine without GPUs 'pytorch' (torchrun) is initialised here
+with gloo, and DDP is built with ``device_ids=None``. MMEngine then skips its own initialisation
+(DESIGN.md §1).
 """
 from __future__ import annotations
 
+import datetime
+import os
+
 import torch
+import torch.distributed as dist
 from mmengine.config import Config
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK")
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
-    if launcher != "none" and not torch.cuda.is_available():
-        raise SystemExit(f"--launcher {launcher} needs CUDA here: CPU-only distributed runs (gloo) are "
-                         "not wired up yet; run with --launcher none")
+    if launcher == "none" or torch.cuda.is_available():
+        return
+    if launcher != "pytorch":
+        raise SystemExit(f"--launcher {launcher} needs CUDA; on CPU use torchrun with --launcher pytorch "
+                         "(tools/dist_train.sh)")
+    missing = [v for v in TORCHRUN_VARS if v not in os.environ]
+    if missing:
+        raise SystemExit(f"--launcher pytorch expects torchrun's environment; missing {missing} "
+                         "(start with tools/dist_train.sh CONFIG NPROC)")
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=30))
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper["device_ids"] = None  # a CPU module: DDP must not be given a GPU index
+    cfg.model_wrapper_cfg = wrapper
+    cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import fgclip2_det  # noqa: E402,F401  registers our modules (configs also name it in custom_imports)
@@ -62,7 +63,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_config(args)
     setup_launcher(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
+    # runner_type: e.g. FlexibleRunner for the FSDP / DeepSpeed strategies
+    runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
     runner.train()
 
 

@@ -8,6 +8,7 @@ import torch
 
 from ..model import FGCLIP2, FGCLIP2Config
 from ..model.checkpoint import CheckpointError, check_state_dict
+from .model import decode_extra_state
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
 
@@ -27,7 +28,8 @@ def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,
     ckpt = torch.load(checkpoint, map_location="cpu")  # weights-only; fgclip2_det's allow-list applies
     state = ckpt.get("state_dict", ckpt)
     extra = state.get("_extra_state")
-    if not isinstance(extra, dict) or "fgclip2_config" not in extra:
+    extra = decode_extra_state(extra) if isinstance(extra, torch.Tensor) else None
+    if not extra or "fgclip2_config" not in extra:
         raise CheckpointError(f"{checkpoint}: not an FGCLIP2Pretrainer checkpoint (no FG-CLIP 2 config in "
                               "its '_extra_state')")
     weights = {k[len("fgclip."):]: v for k, v in state.items() if k.startswith("fgclip.")}

@@ -42,6 +42,14 @@ def build_fgclip2(checkpoint: str | None = None, preset: str | None = None,
     return FGCLIP2.from_pretrained(checkpoint)
 
 
+def encode_extra_state(data: dict) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(data).encode("utf-8")), dtype=torch.uint8)
+
+
+def decode_extra_state(state: torch.Tensor) -> dict:
+    return json.loads(bytes(state.tolist()).decode("utf-8"))
+
+
 @MODELS.register_module()
 class FGCLIP2Pretrainer(BaseModel):
     """Wraps :class:`FGCLIP2` (as ``self.fgclip``) with the pretraining losses.
@@ -95,17 +103,19 @@ class FGCLIP2Pretrainer(BaseModel):
             self.logit_scale_finegrained.requires_grad_(False)
             self.logit_scale_hardneg.requires_grad_(False)
 
-    # The FG-CLIP 2 config travels inside runner checkpoints, so tools/export_checkpoint.py can
-    # write the official layout from a checkpoint alone.
-    def get_extra_state(self) -> dict:
-        return {"fgclip2_config": self.fgclip.config.to_dict(), "source_checkpoint": self.source_checkpoint}
+    # The FG-CLIP 2 config travels inside runner checkpoints, so tools/export_checkpoint.py can write
+    # the official layout from a checkpoint alone. JSON bytes in a uint8 tensor: MMEngine broadcasts
+    # every state_dict value, and weights-only loading accepts tensors.
+    def get_extra_state(self) -> torch.Tensor:
+        return encode_extra_state({"fgclip2_config": self.fgclip.config.to_dict(),
+                                   "source_checkpoint": self.source_checkpoint})
 
-    def set_extra_state(self, state: dict) -> None:
-        saved = state.get("fgclip2_config", {})
-        if saved and saved.get("vision_config", {}).get("hidden_size") != self.fgclip.config.embed_dim:
-            raise ValueError("checkpoint was trained with a different FG-CLIP 2 architecture "
-                             f"(vision hidden_size {saved['vision_config'].get('hidden_size')} vs "
-                             f"{self.fgclip.config.embed_dim})")
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        saved = decode_extra_state(state).get("fgclip2_config", {})
+        hidden = saved.get("vision_config", {}).get("hidden_size")
+        if hidden is not None and hidden != self.fgclip.config.embed_dim:
+            raise ValueError(f"checkpoint was trained with another FG-CLIP 2 architecture (vision hidden_size "
+                             f"{hidden} vs {self.fgclip.config.embed_dim})")
 
     def _autocast(self):
         if self.amp_dtype is None:
