@@ -277,3 +277,27 @@ def test_torchrun_two_cpu_processes_gloo(world, tiny_dir, tmp_path):
     assert "device_ids=None" in log and "backend='gloo'" in log
     state = torch.load(tmp_path / "iter_3.pth", map_location="cpu")["state_dict"]
     assert "cmr_loss.threshold" in state and "_extra_state" in state
+
+
+def test_grad_checkpointing_gives_the_same_loss_and_gradients(world, tiny_dir):
+    batch = naflex_pretrain_collate([dataset(world, region_caption="short")[i] for i in range(3)],
+                                    tokenizer=str(tiny_dir))
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        m = FGCLIP2Pretrainer(checkpoint=str(tiny_dir), grad_checkpointing=flag)
+        total = sum(v for k, v in m(**batch).items() if k.startswith("loss"))
+        total.backward()
+        grads.append((float(total), m.fgclip.vision_model.encoder.layers[0].mlp.fc1.weight.grad.clone()))
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+
+
+def test_bf16_autocast_option(world, tiny_dir):
+    batch = naflex_pretrain_collate([dataset(world, region_caption="short")[i] for i in range(3)],
+                                    tokenizer=str(tiny_dir))
+    fp32 = FGCLIP2Pretrainer(checkpoint=str(tiny_dir))(**batch)
+    bf16 = FGCLIP2Pretrainer(checkpoint=str(tiny_dir), amp_dtype="bfloat16")(**batch)
+    for k in ("loss_global_long", "loss_fgv", "loss_fgt"):
+        assert bf16[k].dtype == torch.float32 and torch.isfinite(bf16[k])
+        assert float(bf16[k]) == pytest.approx(float(fp32[k]), rel=0.05), k  # bf16 rounding, same losses
