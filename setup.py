@@ -28,5 +28,6 @@ setup(
     packages=find_packages(include=["fgclip2_det", "fgclip2_det.*"]),
     package_data={"fgclip2_det": ["model/presets/*.json", "data/*.txt"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"dev": ["pytest", "pytest-timeout", "imgviz", "scikit-image"]},
+    # pylopdf-fonts-zh-cn: Noto Sans SC (OFL, 17 MB, no dependencies) for the demo's Chinese labels.
+    extras_require={"dev": ["pytest", "pytest-timeout", "imgviz", "scikit-image", "pylopdf-fonts-zh-cn==0.1.1"]},
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py [encoder] [synthetic] [pretrain] [--out work_dirs/bench] [--repeats 3]
+    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [--out work_dirs/bench]
+                              [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
 environment). Timings alternate ours / reference so machine noise hits both alike.
@@ -274,8 +275,160 @@ def pretrain_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------- boxclass
+BOXCLASS_SIZES = [(480, 640), (375, 500), (600, 400), (300, 300), (384, 512), (256, 512)]  # (H, W)
+
+
+def _boxclass_inputs(boxes_per_image: int, budget: int | None, seed: int = 0):
+    """Random-pixel images of varied sizes with random boxes (original pixels), processed as in the
+    box evaluation (NaFlex resize; boxes mapped alongside)."""
+    import numpy as np
+
+    from fgclip2_det.model import FGCLIP2ImageProcessor
+
+    rng = np.random.default_rng(seed)
+    images, boxes = [], []
+    for h, w in BOXCLASS_SIZES:
+        images.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        xy = rng.uniform(0, 0.75, (boxes_per_image, 2)) * [w, h]
+        wh = rng.uniform(0.05, 0.25, (boxes_per_image, 2)) * [w, h]
+        boxes.append(np.concatenate([xy, np.minimum(xy + wh, [w, h])], axis=1).astype(np.float32))
+    return FGCLIP2ImageProcessor(budget)(images, boxes=boxes)
+
+
+def per_box_reference(model, image: torch.Tensor, boxes: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The official box evaluation (spec §5.1), box by box: the whole encoder on the whole processed
+    image (global head included, as the official forward computes it), RoIAlign 1x1 (aligned,
+    adaptive sampling) of the box mapped to the grid by x / W * w, L2, softmax(100 cos)."""
+    import torch.nn.functional as F
+    from mmcv.ops import roi_align
+
+    H, W = image.shape[1:]
+    rows = []
+    for box in boxes:
+        feats = model.vision_features([image])
+        fmap = feats.dense_maps[0]
+        h, w = fmap.shape[1:]
+        grid_box = box.float() * box.new_tensor([w / W, h / H, w / W, h / H]).float()
+        roi = torch.cat([grid_box.new_zeros(1), grid_box])[None]
+        region = F.normalize(roi_align(fmap[None].float().contiguous(), roi.contiguous(), (1, 1), 1.0, 0, "avg",
+                                       True).flatten(1), dim=-1)
+        rows.append((100 * region @ text.t()).softmax(dim=-1)[0])
+    return torch.stack(rows)
+
+
+def bench_boxclass(args) -> dict:
+    """Box classification: encoder once per image + RoIAlign of all its boxes on the dense map (the
+    ``FGCLIP2BoxClassifier`` path: ``vision_features`` + ``pool_regions``) against the official
+    per-box procedure (one full encoder pass per box), same random-weight model and text embeddings.
+    Images run one at a time on both sides, so the ratio measures the algorithm, not batching."""
+    from fgclip2_det.model import FGCLIP2, FGCLIP2Config
+
+    torch.manual_seed(0)
+    model = FGCLIP2(FGCLIP2Config.preset(args.boxclass_preset)).eval()
+    processed = _boxclass_inputs(args.boxclass_boxes, args.boxclass_patches or None)
+    text = torch.nn.functional.normalize(torch.randn(args.boxclass_classes, model.config.embed_dim,
+                                                     generator=torch.Generator().manual_seed(1)), dim=-1)
+
+    def ours():
+        out = []
+        for image, boxes in zip(processed.images, processed.boxes):
+            dense = model.vision_features([image], with_global=False).dense_maps
+            region = model.pool_regions(dense, [boxes])[0]
+            out.append((100 * region @ text.t()).softmax(dim=-1))
+        return out
+
+    def reference():
+        return [per_box_reference(model, image, boxes, text) for image, boxes in zip(processed.images, processed.boxes)]
+
+    with torch.inference_mode():
+        model.vision_features(processed.images[:1])  # warm-up (allocator, kernels)
+        t_ours, t_ref, m_ours, m_ref = [], [], 0.0, 0.0
+        for _ in range(args.boxclass_repeats):  # alternating: background load hits both alike
+            with PeakRSS() as mem:
+                t, out_ours = timed(ours)
+            t_ours.append(t)
+            m_ours = max(m_ours, mem.mib)
+            with PeakRSS() as mem:
+                t, out_ref = timed(reference)
+            t_ref.append(t)
+            m_ref = max(m_ref, mem.mib)
+    ours_probs, ref_probs = torch.cat(out_ours), torch.cat(out_ref)
+    same_top1 = bool(torch.equal(ours_probs.argmax(-1), ref_probs.argmax(-1)))
+    diff = (ours_probs - ref_probs).abs().max().item()
+    med_ours, med_ref = statistics.median(t_ours), statistics.median(t_ref)
+    res = {"preset": args.boxclass_preset, "images": len(processed.images), "boxes": len(ours_probs),
+           "classes": args.boxclass_classes, "token_budget": args.boxclass_patches or None,
+           "input_sizes": [list(s) for s in processed.sizes], "ours_s": med_ours, "reference_s": med_ref,
+           "ours_times": t_ours, "reference_times": t_ref, "speedup": med_ref / med_ours,
+           "ours_peak_mib": m_ours, "reference_peak_mib": m_ref, "top1_identical": same_top1,
+           "max_abs_score_diff": diff, "target_speedup": 5.0}
+    res["passed"] = bool(res["speedup"] >= 5.0 and same_top1 and diff <= 1e-5)
+    print(f"[boxclass] {res['boxes']} boxes on {res['images']} images ({args.boxclass_preset}): ours "
+          f"{med_ours:.1f}s, per-box reference {med_ref:.1f}s, speedup {res['speedup']:.2f}x (target 5x), "
+          f"top-1 identical {same_top1}, max|diff| {diff:.1e}", flush=True)
+    return res
+
+
+def boxclass_markdown(res: dict) -> str:
+    return "\n".join([
+        f"### boxclass ({res['preset']} preset, random weights, fp32, CPU; {res['images']} images x "
+        f"{res['boxes'] // res['images']} boxes, {res['classes']} classes, token budget "
+        f"{res['token_budget'] or 'dynamic'})", "",
+        "| ours: encoder once per image (s) | official: encoder once per box (s) | speedup | target | "
+        "peak MiB ours / ref | top-1 identical | max abs score diff | pass |", "|---|---|---|---|---|---|---|---|",
+        f"| {res['ours_s']:.1f} | {res['reference_s']:.1f} | {res['speedup']:.2f}x | ≥{res['target_speedup']:.0f}x | "
+        f"{res['ours_peak_mib']:.0f} / {res['reference_peak_mib']:.0f} | {'yes' if res['top1_identical'] else 'NO'} "
+        f"| {res['max_abs_score_diff']:.1e} | {'yes' if res['passed'] else 'NO'} |"])
+
+
+# ------------------------------------------------------------------------------- text_cache
+def bench_text_cache(args) -> dict:
+    """LVIS v1 (1203 names) x 80 templates with the text classifier on a tiny checkpoint: a cache
+    miss (96,240 texts encoded, measured once: it takes minutes) then cache hits (median of
+    ``--repeats``, right after, same process), and whether the tensors are bit-identical."""
+    import tempfile
+
+    from mmdet.datasets import LVISV1Dataset
+
+    from fgclip2_det.det.text_classifier import TextClassifier
+    from fgclip2_det.model.tiny import make_tiny_checkpoint
+
+    classes = [name.replace("_", " ") for name in LVISV1Dataset.METAINFO["classes"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny = make_tiny_checkpoint(Path(tmp) / "tiny", seed=0)
+        cache = Path(tmp) / "cache"
+        classifier = TextClassifier(tiny, cache_dir=cache, progress=False)
+        texts = sum(len(t) for per_class in classifier.class_texts(classes) for t in per_class)
+        t_miss, miss = timed(lambda: classifier(classes))
+        hits = [timed(lambda: TextClassifier(tiny, cache_dir=cache, progress=False)(classes))
+                for _ in range(max(1, args.repeats))]
+        files = list(cache.glob("*.pt"))
+        cache_mib = sum(f.stat().st_size for f in files) / 2 ** 20
+    t_hit = statistics.median(t for t, _ in hits)
+    identical = all(torch.equal(miss, out) for _, out in hits)
+    res = {"classes": len(classes), "texts": texts, "miss_s": t_miss, "hit_s": t_hit,
+           "hit_times": [t for t, _ in hits], "speedup": t_miss / t_hit, "identical": identical,
+           "shape": list(miss.shape), "cache_files": len(files), "cache_mib": cache_mib, "target_speedup": 50.0}
+    res["passed"] = bool(res["speedup"] >= 50.0 and identical)
+    print(f"[text_cache] {len(classes)} classes, {texts} texts: miss {t_miss:.1f}s, hit {t_hit * 1e3:.0f}ms, "
+          f"speedup {res['speedup']:.0f}x (target 50x), identical {identical}", flush=True)
+    return res
+
+
+def text_cache_markdown(res: dict) -> str:
+    return "\n".join([
+        "### text_cache (LVIS v1 x 80 templates, tiny checkpoint, CPU)", "",
+        "| classes | texts | miss (s) | hit (ms) | speedup | target | identical | cache MiB | pass |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {res['classes']} | {res['texts']} | {res['miss_s']:.1f} | {res['hit_s'] * 1e3:.0f} | "
+        f"{res['speedup']:.0f}x | ≥{res['target_speedup']:.0f}x | {'yes' if res['identical'] else 'NO'} | "
+        f"{res['cache_mib']:.1f} | {'yes' if res['passed'] else 'NO'} |"])
+
+
 BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
-              "pretrain": (bench_pretrain, pretrain_markdown)}
+              "pretrain": (bench_pretrain, pretrain_markdown), "boxclass": (bench_boxclass, boxclass_markdown),
+              "text_cache": (bench_text_cache, text_cache_markdown)}
 
 
 def main(argv=None) -> int:
@@ -288,6 +441,13 @@ def main(argv=None) -> int:
     parser.add_argument("--pretrain-images", type=int, default=2_000, help="world size for the pretrain benchmark")
     parser.add_argument("--no-pretrain-end-to-end", dest="pretrain_end_to_end", action="store_false",
                         help="pretrain benchmark: step timings only, skip the ~10 min stage 1 + 2 run")
+    parser.add_argument("--boxclass-preset", default="base", help="model preset for the boxclass benchmark")
+    parser.add_argument("--boxclass-patches", type=int, default=256,
+                        help="boxclass: token budget per image (0 = the official dynamic budget, up to 1024)")
+    parser.add_argument("--boxclass-boxes", type=int, default=8, help="boxclass: boxes per image")
+    parser.add_argument("--boxclass-classes", type=int, default=80, help="boxclass: vocabulary size")
+    parser.add_argument("--boxclass-repeats", type=int, default=1,
+                        help="boxclass: timed rounds (the per-box reference takes ~2 min a round on 2 cores)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
