@@ -195,7 +195,8 @@ def synthetic_markdown(res: dict) -> str:
 
 # --------------------------------------------------------------------------------- pretrain
 def _pretrain_steps(world, tiny, stage: int, batch_size: int, steps: int) -> dict:
-    """Median time and peak memory of full training steps (forward, backward, AdamW) on one batch."""
+    """Median time of full training steps (forward, backward, AdamW) on one batch, and the memory the
+    first step adds (later steps reuse it, so measuring them would show ~0)."""
     from fgclip2_det.pretrain import FGCLIP2Pretrainer, FineHARDDataset, naflex_pretrain_collate
 
     ds = FineHARDDataset("pretrain/en.json", data_root=str(world), zh_ann_file="pretrain/zh.json",
@@ -209,10 +210,9 @@ def _pretrain_steps(world, tiny, stage: int, batch_size: int, steps: int) -> dic
         sum(v for k, v in model(**batch).items() if k.startswith("loss")).backward()
         optim.step()
 
-    step()
-    times = [timed(step)[0] for _ in range(steps)]
-    with PeakRSS() as mem:
+    with PeakRSS() as mem:  # the first step allocates activations, gradients and AdamW state
         step()
+    times = [timed(step)[0] for _ in range(steps)]
     return {"batch_size": batch_size, "step_s": statistics.median(times), "it_per_s": 1 / statistics.median(times),
             "peak_mib": mem.mib}
 
