@@ -8,8 +8,10 @@ with gloo, and DDP is built with ``device_ids=None``. MMEngine then skips its ow
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -36,3 +38,19 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     wrapper["device_ids"] = None  # a CPU module: DDP must not be given a GPU index
     cfg.model_wrapper_cfg = wrapper
     cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+
+
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments tools/train.py and tools/test.py share: launcher and torch.distributed's rank."""
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """``args.config`` with ``--cfg-options`` merged and the work dir resolved (MMDetection's rule)."""
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
+    return cfg

@@ -11,7 +11,6 @@ load their weights from the checkpoint directory named in the config when they a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import fgclip2_det  # noqa: E402,F401  registers our modules (configs also name it in custom_imports)
-from tools.launch import setup_launcher  # noqa: E402
+from tools.launch import add_launcher_args, load_config, setup_launcher  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,18 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--wait-time", type=float, default=2.0, help="seconds per shown image")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction,
                         help="override config entries, e.g. model.backbone.checkpoint=DIR")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_launcher_args(parser)
+    return parser.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import fgclip2_det  # noqa: E402,F401  registers our modules (configs also name it in custom_imports)
-from tools.launch import setup_launcher  # noqa: E402
+from tools.launch import add_launcher_args, load_config, setup_launcher  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,18 +31,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="resume from CKPT, or from the latest checkpoint of the work dir if no path")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction,
                         help="override config entries, e.g. train_dataloader.batch_size=4")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_launcher_args(parser)
+    return parser.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
+    cfg = load_config(args)
     if args.amp:
         wrapper = cfg.optim_wrapper.get("type", "OptimWrapper")
         if wrapper == "AmpOptimWrapper":
