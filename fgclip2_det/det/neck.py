@@ -57,14 +57,15 @@ class SimplePyramid(BaseModule):
         in_channels: channels of the backbone map (ViT width, e.g. 768 for base).
         out_channels: channels of every output level.
         in_index: which backbone output to use (default the last block map of
-            :class:`~fgclip2_det.det.backbone.FGCLIP2ViT`); a single tensor input is used as is.
+            :class:`~fgclip2_det.det.backbone.FGCLIP2ViT`), or one index per scale factor (F-ViT:
+            earlier blocks feed the finer levels); a single tensor input is used as is.
         scale_factors: levels to build, among 4.0, 2.0, 1.0, 0.5 (relative to stride 16).
         extra_pool: add the stride-64 level.
         norm_cfg: norm after each deconv/conv, ``dict(type='LN2d')`` (ViTDet) or e.g.
             ``dict(type='GN', num_groups=32)``; None for none.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 256, in_index: int = -1,
+    def __init__(self, in_channels: int, out_channels: int = 256, in_index: int | Sequence[int] = -1,
                  scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5), extra_pool: bool = True,
                  norm_cfg: dict | None = dict(type="LN2d", eps=1e-6), init_cfg: dict | None = None):
         super().__init__(init_cfg=init_cfg)
@@ -72,8 +73,12 @@ class SimplePyramid(BaseModule):
         if unknown or not scale_factors:
             raise ValueError(f"scale_factors must be a non-empty subset of (4.0, 2.0, 1.0, 0.5), got "
                              f"{tuple(scale_factors)}")
-        self.in_index = in_index
         self.scale_factors = tuple(float(s) for s in scale_factors)
+        indices = [in_index] * len(self.scale_factors) if isinstance(in_index, int) else list(in_index)
+        if len(indices) != len(self.scale_factors):
+            raise ValueError(f"in_index needs one entry per scale factor ({len(self.scale_factors)}), "
+                             f"got {in_index!r}")
+        self.in_indices = tuple(indices)
         self.extra_pool = extra_pool
         self.resamplers = nn.ModuleList()
         self.laterals = nn.ModuleList()
@@ -100,8 +105,25 @@ class SimplePyramid(BaseModule):
         return nn.MaxPool2d(kernel_size=2, stride=2), channels
 
     def forward(self, inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        x = inputs if isinstance(inputs, torch.Tensor) else inputs[self.in_index]
-        outs = [out(lat(res(x))) for res, lat, out in zip(self.resamplers, self.laterals, self.outputs)]
+        maps = [inputs if isinstance(inputs, torch.Tensor) else inputs[i] for i in self.in_indices]
+        outs = [out(lat(res(x))) for x, res, lat, out in zip(maps, self.resamplers, self.laterals, self.outputs)]
         if self.extra_pool:
             outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
         return tuple(outs)
+
+
+@MODELS.register_module()
+class SequentialNeck(BaseModule):
+    """Necks applied one after the other, e.g. ``[SimplePyramid, FPN]`` (F-ViT's pyramid + FPN):
+    an MMDetection detector takes a single ``neck``."""
+
+    def __init__(self, necks: Sequence[dict], init_cfg: dict | None = None):
+        super().__init__(init_cfg=init_cfg)
+        if not necks:
+            raise ValueError("SequentialNeck needs at least one neck config")
+        self.necks = nn.ModuleList(MODELS.build(cfg) for cfg in necks)
+
+    def forward(self, inputs):
+        for neck in self.necks:
+            inputs = neck(inputs)
+        return inputs

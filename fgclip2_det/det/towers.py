@@ -13,7 +13,8 @@ from pathlib import Path
 from ..model import FGCLIP2
 
 # Submodules / parameters each use keeps; everything else is deleted after loading.
-_VISION_KEEP = ("vision_model", "dense_feature_head")
+# The vision side keeps the sigmoid's scale and bias: region scores may be calibrated with them.
+_VISION_KEEP = ("vision_model", "dense_feature_head", "logit_scale", "logit_bias")
 _TEXT_KEEP = ("text_model", "boxtext_head", "longtext_head")
 
 

@@ -1,0 +1,179 @@
+"""RoI head of the open-vocabulary detector (F-ViT style, spec ovd_anchors §1.1).
+
+* :class:`CosineBBoxHead` classifies a proposal by the cosine between its projected RoI feature and
+  the FG-CLIP 2 text embeddings of the class names (plus a background embedding), times a learnable
+  temperature; novel classes get loss weight 0, and box regression is class-agnostic (a novel class
+  has no regressor of its own to learn).
+* :class:`RegionScoreEnsemble` turns FG-CLIP 2 region scores (RoIAlign 1x1 on the dense map) into
+  probabilities and combines them with the detector's: a geometric mean with weight ``alpha`` on
+  base and ``beta`` on novel classes, background from the detector, then renormalised (F-VLM).
+* :class:`FGCLIP2OVRoIHead` applies the ensemble at test time, where the proposals are known.
+
+Calibration of FG-CLIP 2 scores. FG-CLIP 2 is trained with a sigmoid loss, so its cosines are not
+probabilities. ``calibration='softmax'`` (default) uses softmax(T * cos) over the vocabulary with
+T = 100, FG-CLIP 2's own box-classification protocol (spec §5.1), which is also what F-ViT does with
+its CLIP (T = 50-100). ``calibration='sigmoid'`` uses sigmoid(scale * cos + bias) per class, with the
+checkpoint's ``logit_scale.exp()`` and ``logit_bias`` unless given; each class is then scored on its
+own, so the scores need not sum to one before the ensemble renormalises.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+from mmdet.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class CosineBBoxHead(ConvFCBBoxHead):
+    """ConvFC box head whose classifier is ``T * cos(proj(x), [text embeddings; background])``.
+
+    Args:
+        embed_dim: FG-CLIP 2 embedding width (the text embeddings' dimension).
+        temperature: initial T (F-ViT: 50); learnable unless ``learn_temperature=False``.
+        background: 'learn' (a trainable embedding) or 'zero' (logit 0: background wins when no
+            class is similar enough).
+        background_weight: loss weight of background proposals (F-ViT: 0.6 on OV-COCO, 0.9 on
+            OV-LVIS; the configs set them).
+        Other arguments are those of MMDetection's ``ConvFCBBoxHead``; F-ViT uses 4 shared convs
+        and 2 shared FCs, the defaults here.
+
+    The class embeddings and the novel-class mask come from :meth:`set_vocabulary` (the detector
+    calls it with the dataset's classes); they are buffers, not saved in checkpoints.
+    """
+
+    def __init__(self, embed_dim: int, temperature: float = 50.0, learn_temperature: bool = True,
+                 background: str = "learn", background_weight: float = 1.0,
+                 num_shared_convs: int = 4, num_shared_fcs: int = 2, reg_class_agnostic: bool = True,
+                 **kwargs):
+        if background not in ("learn", "zero"):
+            raise ValueError(f"background must be 'learn' or 'zero', got {background!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        super().__init__(num_shared_convs=num_shared_convs, num_shared_fcs=num_shared_fcs,
+                         reg_class_agnostic=reg_class_agnostic, **kwargs)
+        self.embed_dim = int(embed_dim)
+        # fc_cls now projects into the text space; the logits are cosines (forward).
+        self.fc_cls = nn.Linear(self.cls_last_dim, self.embed_dim)
+        log_t = torch.tensor(math.log(temperature))
+        self.log_temperature = nn.Parameter(log_t, requires_grad=learn_temperature)
+        self.background = background
+        self.background_embed = nn.Parameter(torch.randn(self.embed_dim) * 0.02) if background == "learn" else None
+        self.background_weight = float(background_weight)
+        self.register_buffer("class_embeds", torch.zeros(self.num_classes, self.embed_dim), persistent=False)
+        self.register_buffer("novel_mask", torch.zeros(self.num_classes, dtype=torch.bool), persistent=False)
+        self.has_vocabulary = False
+
+    def set_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
+        if tuple(class_embeds.shape) != (self.num_classes, self.embed_dim):
+            raise ValueError(f"the box head was built for num_classes={self.num_classes} (embed_dim "
+                             f"{self.embed_dim}) but got class embeddings of shape {tuple(class_embeds.shape)}: "
+                             "set model.roi_head.bbox_head.num_classes to the dataset's number of classes")
+        self.class_embeds = F.normalize(class_embeds.float(), dim=-1).to(self.class_embeds.device)
+        self.novel_mask = novel_mask.to(device=self.novel_mask.device, dtype=torch.bool)
+        self.has_vocabulary = True
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.exp()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.has_vocabulary:
+            raise RuntimeError("CosineBBoxHead has no class embeddings: the detector's set_vocabulary "
+                               "must run first (custom_hooks=[dict(type='DatasetVocabularyHook')])")
+        projected, bbox_pred = super().forward(x)
+        region = F.normalize(projected, dim=-1)
+        class_logits = region @ self.class_embeds.t()
+        if self.background_embed is None:
+            bg_logits = class_logits.new_zeros(len(region), 1)
+        else:
+            bg_logits = region @ F.normalize(self.background_embed, dim=0)[:, None]
+        return self.temperature * torch.cat([class_logits, bg_logits], dim=1), bbox_pred
+
+    def class_loss_weights(self) -> torch.Tensor:
+        """(C + 1,) weight per target class: 0 for novel classes, ``background_weight`` last."""
+        weights = (~self.novel_mask).float()
+        return torch.cat([weights, weights.new_tensor([self.background_weight])])
+
+    def loss(self, cls_score, bbox_pred, rois, labels, label_weights, bbox_targets, bbox_weights,
+             reduction_override=None) -> dict:
+        """MMDetection's loss with every proposal's weight times its target class's weight, so a
+        novel-labelled proposal (should one slip through) contributes nothing."""
+        label_weights = label_weights * self.class_loss_weights().to(labels.device)[labels]
+        return super().loss(cls_score, bbox_pred, rois, labels, label_weights, bbox_targets,
+                            bbox_weights, reduction_override)
+
+
+class RegionScoreEnsemble(nn.Module):
+    """Detector logits (N, C + 1) + FG-CLIP 2 region embeddings (N, D) -> ensembled log-probs.
+
+    p_k = p_det,k^(1 - w_k) * p_clip,k^w_k with w_k = ``alpha`` for base and ``beta`` for novel
+    classes; p_bg = p_det,bg; returned as log p, which the box head's softmax renormalises.
+    """
+
+    def __init__(self, alpha: float = 0.1, beta: float = 0.8, calibration: str = "softmax",
+                 temperature: float = 100.0, scale: float | None = None, bias: float | None = None):
+        super().__init__()
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if calibration not in ("softmax", "sigmoid"):
+            raise ValueError(f"calibration must be 'softmax' or 'sigmoid', got {calibration!r}")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.calibration = calibration
+        self.temperature = float(temperature)
+        self.scale, self.bias = scale, bias
+
+    def region_probs(self, regions: torch.Tensor, class_embeds: torch.Tensor) -> torch.Tensor:
+        """(N, C) FG-CLIP 2 class probabilities of L2-normalised region embeddings."""
+        cos = regions.float() @ class_embeds.float().t()
+        if self.calibration == "softmax":
+            return (self.temperature * cos).softmax(dim=-1)
+        if self.scale is None or self.bias is None:
+            raise ValueError("calibration='sigmoid' needs scale and bias (the detector fills them from "
+                             "the checkpoint's logit_scale / logit_bias)")
+        return torch.sigmoid(self.scale * cos + self.bias)
+
+    def forward(self, det_logits: torch.Tensor, regions: torch.Tensor, class_embeds: torch.Tensor,
+                novel_mask: torch.Tensor) -> torch.Tensor:
+        det = det_logits.float().softmax(dim=-1)
+        clip = self.region_probs(regions, class_embeds)
+        w = torch.where(novel_mask.to(det.device), self.beta, self.alpha)
+        eps = torch.finfo(torch.float32).tiny
+        fg = det[:, :-1].clamp_min(eps).log() * (1 - w) + clip.clamp_min(eps).log() * w
+        return torch.cat([fg, det[:, -1:].clamp_min(eps).log()], dim=1)
+
+
+@MODELS.register_module()
+class FGCLIP2OVRoIHead(StandardRoIHead):
+    """``StandardRoIHead`` + the FG-CLIP 2 region-score ensemble at test time.
+
+    Args:
+        ensemble: :class:`RegionScoreEnsemble` arguments, or None for detector scores only.
+        Other arguments are ``StandardRoIHead``'s; use a class-agnostic mask head for novel classes.
+
+    The detector hands its features with the backbone output attached (``x.vlm``), whose
+    dense map is pooled at every proposal exactly as FG-CLIP 2 pools a box.
+    """
+
+    def __init__(self, *args, ensemble: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ensemble = RegionScoreEnsemble(**ensemble) if ensemble is not None else None
+        self.region_pooler = None  # set by the detector: (vlm features, rois) -> (N, D)
+
+    def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict:
+        results = super()._bbox_forward(x, rois)
+        if self.training or self.ensemble is None:
+            return results
+        if self.region_pooler is None or getattr(x, "vlm", None) is None:
+            raise RuntimeError("the FG-CLIP 2 ensemble needs the detector's backbone features; build "
+                               "FGCLIP2OVRoIHead inside FGCLIP2FViT")
+        regions = self.region_pooler(x.vlm, rois)
+        head = self.bbox_head
+        results["cls_score"] = self.ensemble(results["cls_score"], regions, head.class_embeds, head.novel_mask)
+        return results
