@@ -7,6 +7,7 @@ from .model import (CheckpointError, FGCLIP2, FGCLIP2Config, FGCLIP2ImageProcess
                     FGCLIP2Tokenizer)
 from . import det  # noqa: E402,F401  registers the MMDetection parts and metrics (mmdet registries)
 from . import pretrain  # noqa: E402,F401  registers the pretraining model, dataset, sampler, collate
+from . import seg  # noqa: E402,F401  registers the segmentor and the segmentation dataset
 
 __version__ = "0.1.0"
 __all__ = ["FGCLIP2", "FGCLIP2Config", "FGCLIP2ImageProcessor", "FGCLIP2Tokenizer", "CheckpointError",

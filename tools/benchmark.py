@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [--out work_dirs/bench]
+    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [--out work_dirs/bench]
                               [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
@@ -426,9 +426,120 @@ def text_cache_markdown(res: dict) -> str:
         f"{res['cache_mib']:.1f} | {'yes' if res['passed'] else 'NO'} |"])
 
 
+# ---------------------------------------------------------------------------------- ovd
+OVD_CONFIGS = {"tiny": "configs/ovd/fvit_fgclip2-tiny_ov-synthetic.py", "base": "configs/ovd/fvit_fgclip2-base_ov-coco.py"}
+
+
+def _ovd_detector(preset: str, checkpoint: Path):
+    """The preset's detector config with a random-weight checkpoint; random unit class embeddings
+    stand in for the text side (the benchmark times the detector, not the one-off text encoding)."""
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import MODELS
+
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / OVD_CONFIGS[preset]))
+    cfg.model.backbone.checkpoint = str(checkpoint)
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        model = MODELS.build(cfg.model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel("WARNING")  # init_weights logs every parameter at INFO
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    head = model.roi_head.bbox_head
+    embeds = torch.nn.functional.normalize(torch.randn(head.num_classes, head.embed_dim,
+                                                       generator=torch.Generator().manual_seed(0)), dim=-1)
+    head.set_vocabulary(embeds, torch.arange(head.num_classes) % 4 == 3)
+    return model
+
+
+def _ovd_batch(model, batch_size: int, size: int, seed: int = 0):
+    """Random size x size images with 6 base-class boxes each, as the data preprocessor's output."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(batch_size):
+        xy = torch.rand(6, 2, generator=gen) * size * 0.7
+        wh = 16 + torch.rand(6, 2, generator=gen) * size * 0.3
+        sample = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size), ori_shape=(size, size),
+                                             scale_factor=(1.0, 1.0), batch_input_shape=(size, size)))
+        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1).clamp(max=size - 1),
+                                           labels=torch.tensor([0, 1, 2, 0, 1, 2]))
+        samples.append(sample)
+    return torch.rand(batch_size, 3, size, size, generator=gen) * 2 - 1, samples
+
+
+def bench_ovd(args) -> dict:
+    """OV detector on CPU at 640 x 640: inference images/s (batch 1) with the FG-CLIP 2 ensemble
+    against detector-only scores (the ensemble's cost), and training iterations/s + peak memory
+    (batch 2, frozen backbone, AdamW on the rest), for the tiny and base presets."""
+    import tempfile
+
+    from fgclip2_det.model.tiny import make_tiny_checkpoint
+
+    res = {"image_size": args.ovd_size, "presets": {}}
+    for preset in args.ovd_presets.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            model = _ovd_detector(preset, make_tiny_checkpoint(Path(tmp) / preset, seed=0, preset=preset))
+        model.eval()
+        inputs, samples = _ovd_batch(model, 1, args.ovd_size)
+        ensemble = model.roi_head.ensemble
+
+        def with_ensemble():
+            model.roi_head.ensemble = ensemble
+            return model.predict(inputs, samples)
+
+        def detector_only():
+            model.roi_head.ensemble = None
+            return model.predict(inputs, samples)
+
+        infer = compare(with_ensemble, detector_only, args.repeats)
+        model.roi_head.ensemble = ensemble
+        infer.pop("outputs")
+        model.train()
+        train_inputs, train_samples = _ovd_batch(model, 2, args.ovd_size, seed=1)
+        optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+        def step():
+            optim.zero_grad()
+            loss, _ = model.parse_losses(model.loss(train_inputs, train_samples))
+            loss.backward()
+            optim.step()
+
+        with PeakRSS() as mem:  # the first step allocates activations, gradients and AdamW state
+            step()
+        times = [timed(step)[0] for _ in range(args.repeats)]
+        res["presets"][preset] = {
+            "infer_s": infer["ours_s"], "infer_img_per_s": 1 / infer["ours_s"],
+            "detector_only_s": infer["reference_s"], "ensemble_overhead": infer["ours_s"] / infer["reference_s"],
+            "infer_peak_mib": infer["ours_peak_mib"], "train_batch": 2, "train_step_s": statistics.median(times),
+            "train_it_per_s": 1 / statistics.median(times), "train_peak_mib": mem.mib,
+            "trainable_params_m": sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6}
+        r = res["presets"][preset]
+        print(f"[ovd] {preset}: {r['infer_img_per_s']:.2f} img/s inference (ensemble x{r['ensemble_overhead']:.2f}), "
+              f"{r['train_it_per_s']:.2f} it/s training (batch 2), peak {r['train_peak_mib']:.0f} MiB", flush=True)
+    return res
+
+
+def ovd_markdown(res: dict) -> str:
+    lines = [f"### open-vocabulary detector (CPU, {res['image_size']} x {res['image_size']})", "",
+             "| preset | inference img/s | ensemble cost (vs detector only) | inference peak MiB | "
+             "train it/s (batch 2) | train peak MiB | trainable params (M) |", "|---|---|---|---|---|---|---|"]
+    for preset, r in res["presets"].items():
+        lines.append(f"| {preset} | {r['infer_img_per_s']:.2f} | x{r['ensemble_overhead']:.2f} | "
+                     f"{r['infer_peak_mib']:.0f} | {r['train_it_per_s']:.2f} | {r['train_peak_mib']:.0f} | "
+                     f"{r['trainable_params_m']:.1f} |")
+    return "\n".join(lines)
+
+
 BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
               "pretrain": (bench_pretrain, pretrain_markdown), "boxclass": (bench_boxclass, boxclass_markdown),
-              "text_cache": (bench_text_cache, text_cache_markdown)}
+              "text_cache": (bench_text_cache, text_cache_markdown), "ovd": (bench_ovd, ovd_markdown)}
 
 
 def main(argv=None) -> int:
@@ -448,6 +559,8 @@ def main(argv=None) -> int:
     parser.add_argument("--boxclass-classes", type=int, default=80, help="boxclass: vocabulary size")
     parser.add_argument("--boxclass-repeats", type=int, default=1,
                         help="boxclass: timed rounds (the per-box reference takes ~2 min a round on 2 cores)")
+    parser.add_argument("--ovd-presets", default="tiny,base", help="ovd: comma-separated model presets")
+    parser.add_argument("--ovd-size", type=int, default=640, help="ovd: image side in pixels")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

@@ -1,0 +1,96 @@
+"""A cost-aggregation decoder in the style of CAT-Seg (Cho et al., CVPR 2024).
+
+Instead of decoding image features into a fixed set of classes, it decodes the *cost volume*
+``cos(dense feature at (y, x), text embedding of class k)``, one map per class, so the same weights
+apply to any vocabulary:
+
+1. embed each class's cost map (a shared conv; classes folded into the batch);
+2. spatial aggregation: convs over (y, x), guided by a projection of the dense features;
+3. class aggregation: at every location, a transformer layer across the K classes (no positional
+   encoding, so it is permutation-equivariant), guided by a projection of the text embeddings;
+4. upsampling x4 with transposed convs, each step guided by an earlier backbone block map;
+5. a 1x1 conv to one logit per class and location (stride 4).
+
+Memory grows with K x H x W x channels: the benchmark measures it from 20 to 847 classes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def cost_volume(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) dense features, (K, D) text embeddings -> (B, K, h, w) cosine similarities."""
+    return torch.einsum("bdhw,kd->bkhw", F.normalize(dense.float(), dim=1), F.normalize(text.float(), dim=-1))
+
+
+def _conv_gn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.GroupNorm(min(8, cout), cout), nn.GELU())
+
+
+class CostAggregationDecoder(nn.Module):
+    """Args:
+        embed_dim: FG-CLIP 2 width (dense features and text embeddings).
+        guidance_dim: width of the backbone block maps used to guide upsampling.
+        channels: width of the per-class cost features.
+        guidance_channels: width of the dense-feature / text guidance projections.
+        num_spatial / num_class_layers: depth of the two aggregations.
+        num_heads: heads of the class-aggregation attention.
+    """
+
+    def __init__(self, embed_dim: int, guidance_dim: int, channels: int = 64, guidance_channels: int = 32,
+                 num_spatial: int = 2, num_class_layers: int = 1, num_heads: int = 4):
+        super().__init__()
+        self.cost_embed = nn.Conv2d(1, channels, 7, padding=3)
+        self.visual_guidance = nn.Conv2d(embed_dim, guidance_channels, 1)
+        self.text_guidance = nn.Linear(embed_dim, guidance_channels)
+        self.spatial = nn.ModuleList(_conv_gn(channels + guidance_channels, channels) for _ in range(num_spatial))
+        self.class_in = nn.Linear(channels + guidance_channels, channels)
+        self.class_layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(channels, num_heads, dim_feedforward=2 * channels, dropout=0.0,
+                                       batch_first=True, norm_first=True) for _ in range(num_class_layers))
+        half, quarter = channels // 2, channels // 4
+        self.up1 = nn.ConvTranspose2d(channels, half, 2, stride=2)
+        self.guide1 = nn.ConvTranspose2d(guidance_dim, half, 2, stride=2)
+        self.fuse1 = _conv_gn(2 * half, half)
+        self.up2 = nn.ConvTranspose2d(half, quarter, 2, stride=2)
+        self.guide2 = nn.Sequential(nn.ConvTranspose2d(guidance_dim, half, 2, stride=2), nn.GELU(),
+                                    nn.ConvTranspose2d(half, quarter, 2, stride=2))
+        self.fuse2 = _conv_gn(2 * quarter, quarter)
+        self.head = nn.Conv2d(quarter, 1, 1)
+
+    def forward(self, dense: torch.Tensor, text: torch.Tensor, guidance: Sequence[torch.Tensor]) -> torch.Tensor:
+        """dense (B, D, h, w); text (K, D); guidance: two (B, G, h, w) block maps (coarse to fine
+        use, e.g. the middle and an early block). Returns (B, K, 4h, 4w) logits."""
+        if text.dim() != 2 or text.shape[0] == 0:
+            raise ValueError(f"text embeddings must be a non-empty (K, D) tensor, got shape {tuple(text.shape)}")
+        if len(guidance) != 2:
+            raise ValueError(f"expected 2 guidance maps, got {len(guidance)}")
+        b, _, h, w = dense.shape
+        k = text.shape[0]
+        cost = cost_volume(dense, text)                                        # (B, K, h, w)
+        x = self.cost_embed(cost.reshape(b * k, 1, h, w))                      # (BK, C, h, w)
+        vis = self.visual_guidance(dense.float())                              # (B, G, h, w)
+        vis = vis[:, None].expand(b, k, *vis.shape[1:]).reshape(b * k, -1, h, w)
+        for layer in self.spatial:
+            x = x + layer(torch.cat([x, vis], dim=1))
+        c = x.shape[1]
+        tokens = x.reshape(b, k, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, k, c)
+        txt = self.text_guidance(F.normalize(text.float(), dim=-1))[None].expand(b * h * w, k, -1)
+        tokens = self.class_in(torch.cat([tokens, txt], dim=-1))
+        for layer in self.class_layers:
+            tokens = layer(tokens)
+        x = tokens.reshape(b, h * w, k, c).permute(0, 2, 3, 1).reshape(b * k, c, h, w)
+        x = self._fuse(self.up1(x), self.guide1(guidance[0].float()), self.fuse1, k)
+        x = self._fuse(self.up2(x), self.guide2(guidance[1].float()), self.fuse2, k)
+        return self.head(x).reshape(b, k, 4 * h, 4 * w)
+
+    @staticmethod
+    def _fuse(x: torch.Tensor, guide: torch.Tensor, fuse: nn.Module, k: int) -> torch.Tensor:
+        """Concatenate the (B, G, H, W) guide to each of the K class maps, then fuse."""
+        b = guide.shape[0]
+        guide = guide[:, None].expand(b, k, *guide.shape[1:]).reshape(b * k, *guide.shape[1:])
+        return fuse(torch.cat([x, guide], dim=1))
