@@ -27,7 +27,7 @@ def test_checkpoint_loads_in_init_and_survives_init_weights(tiny_dir, tiny_model
     init_weights() (training) must not re-randomise them, even from a parent module."""
     model = MODELS.build(dict(type="FGCLIP2BoxClassifier", backbone=dict(type="FGCLIP2ViT", checkpoint=str(tiny_dir))))
     expected = {k: v for k, v in tiny_model.state_dict().items()
-                if k.startswith(("vision_model.", "dense_feature_head.")) and not k.startswith("vision_model.head.")}
+                if k.startswith(("vision_model.", "dense_feature_head.", "logit_")) and not k.startswith("vision_model.head.")}
     got = {k[len("backbone.fgclip2."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.fgclip2.")}
     assert got.keys() == expected.keys()
     assert all(torch.equal(got[k], expected[k]) for k in expected)

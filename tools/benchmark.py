@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [--out work_dirs/bench]
+    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [ovseg] [--out work_dirs/bench]
                               [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
@@ -537,9 +537,70 @@ def ovd_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------- ovseg
+def bench_ovseg(args) -> dict:
+    """Segmentation inference on CPU (one image, whole mode) against vocabulary size (20 -> 847)
+    and image size, cost-aggregation decoder vs the training-free cosine map (the reference: the
+    decoder's extra cost); random-weight base or tiny preset, random unit text embeddings."""
+    import tempfile
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmdet.registry import MODELS
+
+    from fgclip2_det.model.tiny import make_tiny_checkpoint
+
+    root = Path(__file__).resolve().parents[1]
+    config = ("configs/ovseg/fgclip2-tiny_cat-seg_synthetic.py" if args.ovseg_preset == "tiny"
+              else "configs/ovseg/fgclip2-base_cat-seg_coco-stuff-171.py")
+    cfg = Config.fromfile(str(root / config))
+    res = {"preset": args.ovseg_preset, "cases": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.model.backbone.checkpoint = str(make_tiny_checkpoint(Path(tmp) / "m", seed=0, preset=args.ovseg_preset))
+        with DefaultScope.overwrite_default_scope("mmdet"):
+            model = MODELS.build(cfg.model).eval()
+    dim = model.backbone.embed_dim
+    for size in (int(s) for s in args.ovseg_sizes.split(",")):
+        image = torch.rand(1, 3, size, size) * 2 - 1
+        for k in (int(c) for c in args.ovseg_classes.split(",")):
+            model.class_embeds = torch.nn.functional.normalize(torch.randn(k, dim), dim=-1)
+            decoder = model.decoder
+
+            def with_decoder():
+                model.decoder = decoder
+                return model.logits(image, [(size, size)])
+
+            def training_free():
+                model.decoder = None
+                return model.logits(image, [(size, size)])
+
+            r = compare(with_decoder, training_free, args.repeats)
+            model.decoder = decoder
+            r.pop("outputs")
+            case = {"size": size, "classes": k, "decoder_s": r["ours_s"], "decoder_peak_mib": r["ours_peak_mib"],
+                    "training_free_s": r["reference_s"], "training_free_peak_mib": r["reference_peak_mib"],
+                    "decoder_vs_training_free": r["ours_s"] / r["reference_s"]}
+            res["cases"].append(case)
+            print(f"[ovseg] {size}px, {k} classes: decoder {case['decoder_s']:.2f}s / "
+                  f"{case['decoder_peak_mib']:.0f} MiB, training-free {case['training_free_s']:.2f}s", flush=True)
+    return res
+
+
+def ovseg_markdown(res: dict) -> str:
+    lines = [f"### open-vocabulary segmentation ({res['preset']} preset, CPU, one image, whole mode)", "",
+             "| image | classes | decoder s | decoder peak MiB | training-free s | training-free peak MiB | "
+             "decoder / training-free |", "|---|---|---|---|---|---|---|"]
+    for c in res["cases"]:
+        lines.append(f"| {c['size']}² | {c['classes']} | {c['decoder_s']:.2f} | {c['decoder_peak_mib']:.0f} | "
+                     f"{c['training_free_s']:.2f} | {c['training_free_peak_mib']:.0f} | "
+                     f"{c['decoder_vs_training_free']:.1f}x |")
+    return "\n".join(lines)
+
+
 BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
               "pretrain": (bench_pretrain, pretrain_markdown), "boxclass": (bench_boxclass, boxclass_markdown),
-              "text_cache": (bench_text_cache, text_cache_markdown), "ovd": (bench_ovd, ovd_markdown)}
+              "text_cache": (bench_text_cache, text_cache_markdown), "ovd": (bench_ovd, ovd_markdown),
+              "ovseg": (bench_ovseg, ovseg_markdown)}
 
 
 def main(argv=None) -> int:
@@ -561,6 +622,9 @@ def main(argv=None) -> int:
                         help="boxclass: timed rounds (the per-box reference takes ~2 min a round on 2 cores)")
     parser.add_argument("--ovd-presets", default="tiny,base", help="ovd: comma-separated model presets")
     parser.add_argument("--ovd-size", type=int, default=640, help="ovd: image side in pixels")
+    parser.add_argument("--ovseg-preset", default="base", help="ovseg: model preset")
+    parser.add_argument("--ovseg-sizes", default="320,640", help="ovseg: image sides in pixels")
+    parser.add_argument("--ovseg-classes", default="20,59,150,847", help="ovseg: vocabulary sizes")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
