@@ -194,6 +194,7 @@ def test_metric_reports_seen_and_unseen_miou():
     s, u = 50.0, 2 / 3 * 100
     assert out["hIoU"] == pytest.approx(round(2 * s * u / (s + u), 2), abs=0.02)
     assert out["mIoU"] == pytest.approx(round((1 / 3 + 4 / 3) / 3 * 100, 2))
+    assert out["aAcc"] == pytest.approx(round(5 / 7 * 100, 2))  # pixel accuracy over the 7 labelled pixels
 
 
 def test_metric_rejects_labels_outside_the_vocabulary():

@@ -2,7 +2,8 @@
 
 MMDetection's ``SemSegMetric`` (aAcc, mIoU, per-class table) plus ``mIoU_seen``, ``mIoU_unseen``
 (classes in ``dataset_meta['novel_classes']``) and their harmonic mean ``hIoU``, the usual summary of
-zero-shot segmentation; classes absent from both prediction and ground truth are left out of the
+zero-shot segmentation. ``aAcc`` is recomputed as pixel accuracy: MMDetection 3.3's ``SemSegMetric``
+averages per-class accuracies under that name (its ``aAcc`` equals ``mAcc``). Classes absent from both prediction and ground truth are left out of the
 means (NaN IoU), as in ``mIoU``. Ground-truth values outside the vocabulary (other than the ignore
 index) are an error naming the image: ``SemSegMetric`` would silently drop them from its histograms.
 """
@@ -38,6 +39,8 @@ class OVSemSegMetric(SemSegMetric):
         metrics = super().compute_metrics(results)
         if self.format_only:
             return metrics
+        intersect = sum(r["area_intersect"] for r in results).sum()
+        metrics["aAcc"] = round(float(intersect / sum(r["area_label"] for r in results).sum()) * 100, 2)
         iou = self.get_return_metrics(results)["IoU"]
         classes = list(self.dataset_meta["classes"])
         unseen = np.array([c in set(self.dataset_meta.get("novel_classes") or ()) for c in classes])
