@@ -20,7 +20,7 @@ import torch
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 
-from .text_classifier import TextClassifier, Vocabulary
+from .text_classifier import TextClassifier, Vocabulary, novel_class_mask
 
 
 class DetectorFeatures(tuple):
@@ -77,17 +77,12 @@ class FGCLIP2FViT(TwoStageDetector):
     def set_vocabulary(self, classes: Vocabulary, metainfo: dict | None = None) -> None:
         """Class embeddings of ``classes``; novel = ``metainfo['novel_classes']`` (names of
         ``classes``; a name that is not one of them is an error)."""
-        names = [c if isinstance(c, str) else c[0] for c in classes]
-        novel = tuple((metainfo or {}).get("novel_classes") or ())
-        unknown = [n for n in novel if n not in names]
-        if unknown:
-            raise ValueError(f"novel_classes not in the vocabulary: {unknown[:10]} "
-                             f"({len(unknown)} of {len(novel)})")
+        novel = novel_class_mask(classes, metainfo)
         head = self.roi_head.bbox_head
         prompts = [self._prompt_name(c) if isinstance(c, str) else [self._prompt_name(n) for n in c]
                    for c in classes]
         embeds = TextClassifier(**{"device": head.class_embeds.device, **self.text_cfg})(prompts)
-        head.set_vocabulary(embeds, torch.tensor([n in novel for n in names]))
+        head.set_vocabulary(embeds, novel)
         self.classes = [c if isinstance(c, str) else list(c) for c in classes]
 
     def _prompt_name(self, name: str) -> str:

@@ -64,6 +64,17 @@ def normalize_vocabulary(classes: Vocabulary) -> list[tuple[str, ...]]:
     return vocab
 
 
+def novel_class_mask(classes: Vocabulary, metainfo: dict | None) -> torch.Tensor:
+    """(C,) bool: which classes ``metainfo['novel_classes']`` names (by a class's first name). A
+    novel name that is not in the vocabulary is an error naming it."""
+    names = [c if isinstance(c, str) else c[0] for c in classes]
+    novel = tuple((metainfo or {}).get("novel_classes") or ())
+    unknown = [n for n in novel if n not in names]
+    if unknown:
+        raise ValueError(f"novel_classes not in the vocabulary: {unknown[:10]} ({len(unknown)} of {len(novel)})")
+    return torch.tensor([n in novel for n in names], dtype=torch.bool)
+
+
 class TextClassifier:
     """Callable: ``TextClassifier(checkpoint)(classes) -> (C, D)`` L2-normalised class embeddings.
 

@@ -27,7 +27,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 from mmdet.registry import MODELS
 
-from ..det.text_classifier import TextClassifier, Vocabulary
+from ..det.text_classifier import TextClassifier, Vocabulary, novel_class_mask
 from .cost_aggregation import CostAggregationDecoder, cost_volume
 
 
@@ -82,14 +82,10 @@ class FGCLIP2Segmentor(BaseModel):
     # ---------------------------------------------------------------------------- vocabulary
     def set_vocabulary(self, classes: Vocabulary, metainfo: dict | None = None) -> None:
         """Class embeddings; unseen = ``metainfo['novel_classes']`` (excluded from the training loss)."""
-        names = [c if isinstance(c, str) else c[0] for c in classes]
-        unseen = tuple((metainfo or {}).get("novel_classes") or ())
-        unknown = [n for n in unseen if n not in names]
-        if unknown:
-            raise ValueError(f"novel_classes not in the vocabulary: {unknown[:10]}")
+        unseen = novel_class_mask(classes, metainfo)
         embeds = TextClassifier(**{"device": self.class_embeds.device, **self.text_cfg})(classes)
         self.class_embeds = embeds.to(self.class_embeds.device)
-        self.unseen_mask = torch.tensor([n in unseen for n in names], device=self.class_embeds.device)
+        self.unseen_mask = unseen.to(self.class_embeds.device)
         self.classes = [c if isinstance(c, str) else list(c) for c in classes]
 
     def _check_vocabulary(self) -> None:
