@@ -2,8 +2,9 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 PYTEST_ARGS ?=
+QUICK ?=
 
-.PHONY: test demo bench env clean
+.PHONY: test demo bench serve env clean
 
 $(STAMP): setup.py tools/setup_env.sh
 	bash tools/setup_env.sh
@@ -13,9 +14,13 @@ env: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The whole toolkit end to end on a synthetic world -> work_dirs/demo/report.md (QUICK=1: plumbing check).
 demo: $(STAMP)
-	$(PY) tools/make_tiny_checkpoint.py work_dirs/demo/tiny-fgclip2 --seed 0
-	$(PY) tools/demo.py --checkpoint work_dirs/demo/tiny-fgclip2 --out work_dirs/demo
+	$(PY) tools/run_demo.py --out work_dirs/demo $(if $(filter-out 0,$(QUICK)),--quick,)
+
+# The web demo on http://127.0.0.1:7860 (CHECKPOINT=DIR for released weights; default: the tiny random one).
+serve: $(STAMP)
+	$(PY) tools/serve_demo.py $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
 bench: $(STAMP)
 	$(PY) tools/benchmark.py --out work_dirs/bench

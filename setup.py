@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "pillow",
     "tqdm",
 ]
+WEB = ["gradio>=6,<7"]
 
 setup(
     name="fgclip2_det",
@@ -29,5 +30,9 @@ setup(
     package_data={"fgclip2_det": ["model/presets/*.json", "data/*.txt"]},
     install_requires=INSTALL_REQUIRES,
     # pylopdf-fonts-zh-cn: Noto Sans SC (OFL, 17 MB, no dependencies) for the demo's Chinese labels.
-    extras_require={"dev": ["pytest", "pytest-timeout", "imgviz", "scikit-image", "pylopdf-fonts-zh-cn==0.1.1"]},
+    # web: the Gradio app of tools/serve_demo.py; playwright (driver only, with Debian's chromium)
+    # runs its browser test.
+    extras_require={"web": WEB,
+                    "dev": ["pytest", "pytest-timeout", "imgviz", "scikit-image", "pylopdf-fonts-zh-cn==0.1.1",
+                            *WEB, "playwright"]},
 )

@@ -34,6 +34,19 @@ def test_boxclass_metric_by_hand():
     assert got["boxclass/novel_top1"] == pytest.approx(1 / 2) and got["boxclass/novel_num_boxes"] == 2
 
 
+def test_boxclass_metric_classwise_names_every_class_with_a_box():
+    metric = METRICS.build(dict(type="BoxClassMetric", classwise=True))
+    metric.dataset_meta = dict(classes=("cat", "dog", "car", "bus"))
+    metric.process({}, [_boxclass_sample([0, 2, 2, 2], [[0], [2], [1], [2]])])
+    got = metric.evaluate(1)
+    assert got["boxclass/cat_top1"] == 1.0 and got["boxclass/car_top1"] == pytest.approx(2 / 3)
+    assert "boxclass/dog_top1" not in got and "boxclass/bus_top1" not in got  # no boxes: no entry
+    default = METRICS.build(dict(type="BoxClassMetric"))
+    default.dataset_meta = metric.dataset_meta
+    default.process({}, [_boxclass_sample([0], [[0]])])
+    assert "boxclass/cat_top1" not in default.evaluate(1)
+
+
 def test_boxclass_metric_narrow_topk_and_errors():
     metric = METRICS.build(dict(type="BoxClassMetric"))
     metric.dataset_meta = dict(classes=("a", "b"))

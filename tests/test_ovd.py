@@ -225,6 +225,27 @@ def test_vocabulary_errors(detector):
     assert detector.roi_head.bbox_head.novel_mask.sum() == 4
 
 
+def test_a_free_vocabulary_of_another_size_is_used_when_asked(detector, world):
+    classes, meta = list(detector.classes), {"novel_classes": NOVEL}
+    try:
+        detector.set_vocabulary(["circle", "红色的星星", "heart"], {"novel_classes": ("heart",)}, resize=True)
+        head = detector.roi_head.bbox_head
+        assert head.num_classes == 3 and head.class_embeds.shape[0] == 3 and head.novel_mask.tolist() == [0, 0, 1]
+        data = _batch(detector, world, n=1)
+        with torch.no_grad():
+            pred = detector.predict(data["inputs"], data["data_samples"])[0].pred_instances
+        assert len(pred) > 0 and int(pred.labels.max()) < 3
+    finally:
+        detector.set_vocabulary(classes, meta, resize=True)
+    assert detector.roi_head.bbox_head.num_classes == 14
+    head.reg_class_agnostic = False
+    try:
+        with pytest.raises(ValueError, match="class-agnostic"):
+            detector.set_vocabulary(classes[:3], {}, resize=True)
+    finally:
+        head.reg_class_agnostic = True
+
+
 def test_sigmoid_calibration_reads_the_checkpoint(tiny_dir, world, tmp_path):
     from mmdet.registry import MODELS
 

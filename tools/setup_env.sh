@@ -15,5 +15,12 @@ if ! .venv/bin/python -c "import mmcv, mmcv.ops" 2>/dev/null; then
   MAX_JOBS=${MAX_JOBS:-2} $PIP install -q --no-build-isolation mmcv==2.1.0
 fi
 $PIP install -q --no-build-isolation -e ".[dev]"
+# Headless Chromium (Debian's package, no browser download) and a CJK font for the web demo's browser
+# test; without root or apt-get that test is skipped and says why.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "[setup_env] installing Debian chromium + fonts-wqy-zenhei (web demo browser test)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
+    || echo "[setup_env] warning: chromium could not be installed; the browser test will be skipped"
+fi
 touch .venv/.installed
 echo "[setup_env] ready: $(.venv/bin/python -c 'import torch, mmcv, mmdet, mmengine; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmengine", mmengine.__version__)')"

@@ -2,6 +2,7 @@
 """Evaluate a config with MMEngine's runner (MMDetection's test CLI, plus our registrations).
 
     python tools/test.py CONFIG [CHECKPOINT] [--work-dir DIR] [--out RESULTS.pkl] [--show-dir DIR]
+                         [--metrics-out METRICS.json]
                          [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
 
 CHECKPOINT is a runner checkpoint (.pth) of a trained detector. It is optional: FG-CLIP 2 models
@@ -11,6 +12,7 @@ load their weights from the checkpoint directory named in the config when they a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="runner checkpoint to load (optional for FG-CLIP 2 models)")
     parser.add_argument("--work-dir", help="where logs and metrics go (default: work_dirs/<config name>)")
     parser.add_argument("--out", help="also dump every prediction to this .pkl file")
+    parser.add_argument("--metrics-out", help="also write the metrics to this .json file")
     parser.add_argument("--show-dir", help="draw predictions into WORK_DIR/TIMESTAMP/SHOW_DIR")
     parser.add_argument("--show", action="store_true", help="show predictions in a window")
     parser.add_argument("--wait-time", type=float, default=2.0, help="seconds per shown image")
@@ -70,7 +73,18 @@ def main(argv=None) -> dict:
     cfg = build_config(args)
     setup_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    metrics = runner.test()
+    if args.metrics_out and runner.rank == 0:
+        write_metrics(args.metrics_out, metrics)
+    return metrics
+
+
+def write_metrics(path: str, metrics: dict) -> None:
+    """JSON of the scalar metrics (numpy scalars as floats), for scripts and reports."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    values = {k: (v.item() if hasattr(v, "item") else v) for k, v in metrics.items()}
+    out.write_text(json.dumps(values, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -74,15 +74,17 @@ class FGCLIP2FViT(TwoStageDetector):
             self.set_vocabulary(classes, {"novel_classes": tuple(novel_classes)})
 
     # ---------------------------------------------------------------------------- vocabulary
-    def set_vocabulary(self, classes: Vocabulary, metainfo: dict | None = None) -> None:
+    def set_vocabulary(self, classes: Vocabulary, metainfo: dict | None = None, resize: bool = False) -> None:
         """Class embeddings of ``classes``; novel = ``metainfo['novel_classes']`` (names of
-        ``classes``; a name that is not one of them is an error)."""
+        ``classes``; a name that is not one of them is an error). ``resize=True`` accepts a
+        vocabulary whose size differs from the box head's ``num_classes`` (inference on a free
+        vocabulary, e.g. the web demo)."""
         novel = novel_class_mask(classes, metainfo)
         head = self.roi_head.bbox_head
         prompts = [self._prompt_name(c) if isinstance(c, str) else [self._prompt_name(n) for n in c]
                    for c in classes]
         embeds = TextClassifier(**{"device": head.class_embeds.device, **self.text_cfg})(prompts)
-        head.set_vocabulary(embeds, novel)
+        head.set_vocabulary(embeds, novel, resize=resize)
         self.classes = [c if isinstance(c, str) else list(c) for c in classes]
 
     def _prompt_name(self, name: str) -> str:

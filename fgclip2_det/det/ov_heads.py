@@ -69,13 +69,20 @@ class CosineBBoxHead(ConvFCBBoxHead):
         self.register_buffer("novel_mask", torch.zeros(self.num_classes, dtype=torch.bool), persistent=False)
         self.has_vocabulary = False
 
-    def set_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
+    def set_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor, resize: bool = False) -> None:
+        """``resize=True`` takes a vocabulary of any size (a trained detector on a user's own class list):
+        no weight depends on the number of classes when box regression is class-agnostic."""
+        if resize and class_embeds.ndim == 2 and class_embeds.shape[1] == self.embed_dim:
+            if not self.reg_class_agnostic:
+                raise ValueError("a vocabulary of another size needs class-agnostic box regression "
+                                 "(reg_class_agnostic=True): fc_reg has 4 outputs per trained class")
+            self.num_classes = len(class_embeds)
         if tuple(class_embeds.shape) != (self.num_classes, self.embed_dim):
             raise ValueError(f"the box head was built for num_classes={self.num_classes} (embed_dim "
                              f"{self.embed_dim}) but got class embeddings of shape {tuple(class_embeds.shape)}: "
                              "set model.roi_head.bbox_head.num_classes to the dataset's number of classes")
         self.class_embeds = F.normalize(class_embeds.float(), dim=-1).to(self.class_embeds.device)
-        self.novel_mask = novel_mask.to(device=self.novel_mask.device, dtype=torch.bool)
+        self.novel_mask = novel_mask.to(device=self.class_embeds.device, dtype=torch.bool)
         self.has_vocabulary = True
 
     @property

@@ -4,7 +4,8 @@ Every box counts once (accuracy = correct boxes / boxes, "counts boxes", not ima
 per-class top-1 (over classes with at least one box), and with ``base_classes`` / ``novel_classes``
 (names) in ``dataset_meta`` the top-1 over the boxes of each group. Values are fractions in [0, 1].
 Keys: ``boxclass/top1``, ``boxclass/top5``, ``boxclass/mean_class_top1``, ``boxclass/num_boxes``,
-``boxclass/base_top1``, ``boxclass/novel_top1``.
+``boxclass/base_top1``, ``boxclass/novel_top1``; with ``classwise=True`` (as MMDetection's
+``CocoMetric``) also ``boxclass/<class name>_top1`` for every class that has a box.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class BoxClassMetric(BaseMetric):
     """Reads ``gt_instances.labels`` and ``pred_instances.topk_labels`` (FGCLIP2BoxClassifier)."""
 
     default_prefix = "boxclass"
+
+    def __init__(self, classwise: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.classwise = classwise
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -41,8 +46,13 @@ class BoxClassMetric(BaseMetric):
         metrics = {"top1": float(top1.mean()), "num_boxes": int(len(gt))}
         if width >= 5:
             metrics["top5"] = float((topk[:, :5] == gt[:, None]).any(axis=1).mean())
-        per_class = [top1[gt == c].mean() for c in np.unique(gt)]
+        present = np.unique(gt)
+        per_class = [top1[gt == c].mean() for c in present]
         metrics["mean_class_top1"] = float(np.mean(per_class))
+        if self.classwise:
+            names = list((self.dataset_meta or {}).get("classes") or [])
+            for c, accuracy in zip(present, per_class):
+                metrics[f"{names[c] if c < len(names) else c}_top1"] = float(accuracy)
         for group in ("base", "novel"):
             indices = self._class_indices(f"{group}_classes")
             if indices is not None:

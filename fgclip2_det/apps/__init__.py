@@ -1,0 +1,1 @@
+"""User-facing applications on the toolkit: drawing helpers and the web demo engine."""

