@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def quick_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_phase_produced_its_metric(quick_run):
     results = json.loads((quick_run / "results.json").read_text())
     numbers = {
@@ -53,6 +55,7 @@ def test_every_phase_produced_its_metric(quick_run):
     assert results["ovd"]["novel_ap50"] == ovd["coco/novel_ap50"]
 
 
+@pytest.mark.slow
 def test_report_shows_what_the_run_made(quick_run):
     report = (quick_run / "report.md").read_text(encoding="utf-8")
     summary = json.loads((quick_run / "summary.json").read_text())
@@ -65,15 +68,20 @@ def test_report_shows_what_the_run_made(quick_run):
     for link in links:
         with Image.open(quick_run / link) as image:
             assert min(image.size) > 100, link
-    # the detection examples are the test run's own drawings (ground truth | prediction side by side)
-    drawn = sorted((quick_run / "ovd").glob("*/examples/*.jpg"))
-    assert (quick_run / examples[0]).read_bytes() == drawn[0].read_bytes()
+    # the detections drawn are the evaluation's own predictions (dumped by tools/test.py --out) ...
+    with open(quick_run / "ovd" / "predictions.pkl", "rb") as f:
+        evaluated = sorted(Path(s["img_path"]).stem for s in pickle.load(f))
+    assert [link for link in examples if "ovd_" in link] == [f"report/ovd_{stem}.png" for stem in evaluated[:3]]
+    # ... and the segmentations are drawn by tools/test.py --show-dir with the evaluated checkpoint
+    drawn = sorted((quick_run / "ovseg").glob("*/examples/*.jpg"))
+    assert (quick_run / [link for link in examples if "ovseg_" in link][0]).read_bytes() == drawn[0].read_bytes()
     ovseg = json.loads((quick_run / "metrics" / "ovseg.json").read_text())
     assert f"{fmt(ovseg['mIoU_unseen'], 1)}**" in report
     for phase in summary["phases"]:
         assert f"`{phase['command']}`" in report
 
 
+@pytest.mark.slow
 def test_generated_configs_inherit_and_point_at_the_run(quick_run):
     cfg = Config.fromfile(quick_run / "configs" / "ovd.py")
     assert cfg.model.backbone.checkpoint == str(quick_run / "checkpoints" / "stage2")

@@ -246,6 +246,24 @@ def test_a_free_vocabulary_of_another_size_is_used_when_asked(detector, world):
         head.reg_class_agnostic = True
 
 
+def test_a_detector_without_vocabulary_takes_its_dataset_meta(tiny_dir, world, tmp_path):
+    """As after mmdet.apis.init_detector: the checkpoint's dataset_meta, no text embeddings."""
+    from mmdet.registry import MODELS
+
+    cfg = synthetic_cfg(tiny_dir, world, tmp_path)
+    with in_mmdet_scope():
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    assert not model.roi_head.bbox_head.has_vocabulary
+    model.dataset_meta = dict(cfg.val_dataloader.dataset.metainfo)
+    data = _batch(model, world, n=1)
+    with torch.no_grad():
+        pred = model.predict(data["inputs"], data["data_samples"])[0].pred_instances
+    assert model.classes == list(model.dataset_meta["classes"]) and len(pred) > 0
+    assert model.roi_head.bbox_head.novel_mask.tolist() == [c in NOVEL for c in model.classes]
+
+
 def test_sigmoid_calibration_reads_the_checkpoint(tiny_dir, world, tmp_path):
     from mmdet.registry import MODELS
 

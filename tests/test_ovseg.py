@@ -95,6 +95,18 @@ def test_training_free_logits_are_scaled_cosines(tiny_dir, world):
     assert torch.equal(out.pred_sem_seg.sem_seg[0], expected_labels)
 
 
+def test_a_segmentor_without_vocabulary_takes_its_dataset_meta(tiny_dir, world):
+    """As after mmdet.apis.init_detector: the checkpoint's dataset_meta, no class embeddings."""
+    reference = build(tiny_dir, world, TRAINING_FREE)
+    model = build(tiny_dir, world, TRAINING_FREE)
+    model.classes, model.class_embeds = None, model.class_embeds[:0]
+    model.dataset_meta = {"classes": reference.classes, "novel_classes": ("star", "heart")}
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    out = model(x, [sample(32, 48)], mode="predict")[0]
+    assert model.classes == reference.classes and int(model.unseen_mask.sum()) == 2
+    assert torch.equal(out.pred_sem_seg.sem_seg, reference.predict(x, [sample(32, 48)])[0].pred_sem_seg.sem_seg)
+
+
 def test_sliding_windows_that_cover_the_image_exactly_equal_whole_inference(tiny_dir, world):
     model = build(tiny_dir, world)
     image = torch.rand(3, 64, 128) * 2 - 1

@@ -193,11 +193,13 @@ def _table_rows(page, table):
     return int(page.locator(f"#{table} [role=grid]").get_attribute("aria-rowcount")) - 1
 
 
+@pytest.mark.slow
 def test_page_says_which_model_runs(page):
     assert "Checkpoint:" in page.locator("body").inner_text()
     assert page.locator("#notice").count() == 0  # a real --checkpoint was given
 
 
+@pytest.mark.slow
 def test_detection_tab_shows_boxes_and_labels(page, photo):
     from playwright.sync_api import expect
 
@@ -216,6 +218,7 @@ def test_detection_tab_shows_boxes_and_labels(page, photo):
     page.screenshot(path=str(SCREENSHOTS / "detection.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_segmentation_tab_shows_a_mask_with_its_legend(page, photo):
     from playwright.sync_api import expect
 
@@ -230,6 +233,7 @@ def test_segmentation_tab_shows_a_mask_with_its_legend(page, photo):
     page.screenshot(path=str(SCREENSHOTS / "segmentation.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_heat_map_tab_returns_an_image(page, photo):
     from playwright.sync_api import expect
 
@@ -241,6 +245,7 @@ def test_heat_map_tab_returns_an_image(page, photo):
     page.screenshot(path=str(SCREENSHOTS / "heatmap.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_box_classification_tab_lists_top5(page, photo):
     from playwright.sync_api import expect
 
@@ -255,6 +260,7 @@ def test_box_classification_tab_lists_top5(page, photo):
     page.screenshot(path=str(SCREENSHOTS / "box_classification.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_bad_input_gets_a_message_not_a_traceback(page, photo, tmp_path):
     from playwright.sync_api import expect
 

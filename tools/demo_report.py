@@ -5,7 +5,7 @@
 
 Reads ``OUT/summary.json`` (phases, commands, times), ``OUT/metrics/*.json`` (``tools/test.py
 --metrics-out``), each training run's ``vis_data/scalars.json`` (MMEngine's LocalVisBackend) and the
-held-out images ``tools/test.py --show-dir`` drew. Writes ``OUT/report.md``, ``OUT/results.json``
+held-out predictions ``tools/test.py --out`` dumped and the segmentations ``--show-dir`` drew. Writes ``OUT/report.md``, ``OUT/results.json``
 (the headline numbers) and the figures under ``OUT/report/``. Every number comes from those files.
 """
 from __future__ import annotations
@@ -13,17 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import platform
 import shutil
 import sys
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 EXAMPLES = 3  # held-out images shown per task
+TOP_K = 5  # detections drawn per image
 TRAIN_RUNS = (("stage1", "pretraining stage 1"), ("stage2", "pretraining stage 2"),
               ("ovd", "open-vocabulary detector"), ("ovseg", "segmentation decoder"))
 
@@ -52,6 +55,47 @@ def load_scalars(work_dir: Path) -> list[dict]:
 def example_images(work_dir: Path, count: int = EXAMPLES) -> list[Path]:
     run = latest_run_dir(work_dir, "examples")
     return sorted((run / "examples").iterdir())[:count] if run is not None else []
+
+
+def draw_detections(out: Path, classes: list[str], count: int = EXAMPLES, top_k: int = TOP_K) -> list[Path]:
+    """Ground truth (left) and the detector's ``top_k`` boxes with scores (right) on the first held-out
+    images, from the predictions ``tools/test.py --out`` dumped during the evaluation. Top-k rather
+    than a score threshold: a briefly trained detector's scores are low but still ranked."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmdet.visualization import DetLocalVisualizer
+    from mmdet.visualization.palette import get_palette
+    from mmengine.structures import InstanceData
+    from PIL import Image
+
+    dump = out / "ovd" / "predictions.pkl"
+    if not dump.is_file():
+        return []
+    with open(dump, "rb") as f:
+        predictions = sorted(pickle.load(f), key=lambda s: s["img_path"])[:count]
+    coco = json.loads((out / "world" / "det" / "instances_val_all.json").read_text(encoding="utf-8"))
+    label_of = {c["id"]: classes.index(c["name"]) for c in coco["categories"]}
+    image_id = {im["file_name"]: im["id"] for im in coco["images"]}
+    name = "demo_report"
+    visualizer = (DetLocalVisualizer.get_instance(name) if DetLocalVisualizer.check_instance_created(name)
+                  else DetLocalVisualizer.get_instance(name, line_width=2))
+    visualizer.dataset_meta = {"classes": classes, "palette": get_palette("random", len(classes))}
+    paths = []
+    for pred in predictions:
+        anns = [a for a in coco["annotations"] if a["image_id"] == image_id[Path(pred["img_path"]).name]]
+        sample = DetDataSample()
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]).reshape(-1, 4),
+            labels=torch.tensor([label_of[a["category_id"]] for a in anns], dtype=torch.long))
+        inst = pred["pred_instances"]
+        top = inst["scores"].argsort(descending=True)[:top_k]
+        sample.pred_instances = InstanceData(bboxes=inst["bboxes"][top], labels=inst["labels"][top],
+                                             scores=inst["scores"][top])
+        path = out / "report" / f"ovd_{Path(pred['img_path']).stem}.png"
+        image = np.asarray(Image.open(pred["img_path"]).convert("RGB"))
+        visualizer.add_datasample("ovd", image, sample, draw_gt=True, pred_score_thr=0.0, out_file=str(path))
+        paths.append(path)
+    return paths
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -137,13 +181,11 @@ def write_report(out: Path) -> Path:
                          for key, _ in TRAIN_RUNS}
     loss_png = plot_losses(out, runs)
     class_png = plot_per_class(out, classes, novel, load_metrics(out, "ovd"), load_metrics(out, "boxclass_stage2"))
-    shown = {}
-    for task in ("ovd", "ovseg"):
-        shown[task] = []
-        for image in example_images(out / task):
-            target = out / "report" / f"{task}_{image.name}"
-            shutil.copyfile(image, target)
-            shown[task].append(target)
+    shown = {"ovd": draw_detections(out, classes), "ovseg": []}
+    for image in example_images(out / "ovseg"):
+        target = out / "report" / f"ovseg_{image.name}"
+        shutil.copyfile(image, target)
+        shown["ovseg"].append(target)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     r, scale = results, summary["scale"]
@@ -184,11 +226,13 @@ def write_report(out: Path) -> Path:
         "Detection AP (COCO AP@[.5:.95] of `OVCocoMetric(classwise=True)`) and BoxClass top-1 of the stage-2 "
         "model; novel kinds in orange.", "", f"![per-class results]({class_png.relative_to(out)})", "",
         "## Held-out detections", "",
-        "Drawn by `tools/test.py --show-dir` (MMDetection's `DetVisualizationHook`) during the evaluation "
-        "above: ground truth on the left, the detector's boxes scoring ≥ 0.3 on the right.", "",
+        f"Ground truth on the left; on the right the detector's {TOP_K} highest-scoring boxes with their scores, "
+        "from the predictions its evaluation above dumped (`tools/test.py --out`), drawn with MMDetection's "
+        "`DetLocalVisualizer`.", "",
         *[f"![{p.stem}]({p.relative_to(out)})" for p in shown["ovd"]], "",
         "## Held-out segmentations", "",
-        "Same hook: ground-truth label map on the left, the decoder's prediction on the right, each region "
+        "Drawn by `tools/test.py --show-dir` (MMDetection's `DetVisualizationHook`) with the evaluated "
+        "checkpoint: ground-truth label map on the left, the decoder's prediction on the right, each region "
         "named on the image.", "",
         *[f"![{p.stem}]({p.relative_to(out)})" for p in shown["ovseg"]], "",
         "## Phases", "", "Each phase is a user-facing tool; its full log is under `logs/`, its config under "

@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -77,7 +77,6 @@ class Phase:
     runner: bool = True         # an MMEngine runner: progress from its log lines
     work_dir: str | None = None
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def command(self) -> str:
@@ -204,9 +203,9 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
         phases.append(Phase(f"train {label}", ["tools/train.py", cfg, "--work-dir", str(work)], work_dir=str(work)))
         test = ["tools/test.py", cfg, str(work / f"iter_{iters}.pth"), "--work-dir", str(work)]
         metrics = str(out / "metrics" / f"{task}.json")
-        if task == "ovd":  # boxes draw fast: the evaluation itself draws every held-out image
-            phases.append(Phase(f"test {label}", [*test, "--show-dir", "examples", "--metrics-out", metrics],
-                                metrics=metrics, work_dir=str(work)))
+        if task == "ovd":  # the report draws the top boxes of these dumped predictions
+            phases.append(Phase(f"test {label}", [*test, "--out", str(work / "predictions.pkl"),
+                                                  "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
         else:  # label maps draw slowly (~1 s each): evaluate, then draw the first few held-out images
             phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
             phases.append(Phase("draw held-out segmentations", [*test, "--show-dir", "examples", "--cfg-options",

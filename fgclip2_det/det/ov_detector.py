@@ -87,6 +87,13 @@ class FGCLIP2FViT(TwoStageDetector):
         head.set_vocabulary(embeds, novel, resize=resize)
         self.classes = [c if isinstance(c, str) else list(c) for c in classes]
 
+    def _vocabulary_from_dataset_meta(self) -> None:
+        """A model from ``mmdet.apis.init_detector`` carries its training set's ``dataset_meta``
+        (checkpoint meta) but no text embeddings (buffers are not saved): embed those classes."""
+        meta = getattr(self, "dataset_meta", None) or {}
+        if not self.roi_head.bbox_head.has_vocabulary and meta.get("classes"):
+            self.set_vocabulary(meta["classes"], meta)
+
     def _prompt_name(self, name: str) -> str:
         return name.replace("_", " ") if self.class_name_style == "underscore_to_space" else name
 
@@ -110,6 +117,7 @@ class FGCLIP2FViT(TwoStageDetector):
             return super().loss(batch_inputs, batch_data_samples)
 
     def predict(self, batch_inputs, batch_data_samples, rescale: bool = True):
+        self._vocabulary_from_dataset_meta()
         with self._image_shapes(batch_data_samples):
             return super().predict(batch_inputs, batch_data_samples, rescale)
 

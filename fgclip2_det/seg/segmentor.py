@@ -89,6 +89,9 @@ class FGCLIP2Segmentor(BaseModel):
         self.classes = [c if isinstance(c, str) else list(c) for c in classes]
 
     def _check_vocabulary(self) -> None:
+        meta = getattr(self, "dataset_meta", None) or {}
+        if self.classes is None and meta.get("classes"):  # loaded by mmdet.apis.init_detector
+            self.set_vocabulary(meta["classes"], meta)
         if self.classes is None:
             raise RuntimeError("FGCLIP2Segmentor has no vocabulary: pass classes=... or add "
                                "custom_hooks=[dict(type='DatasetVocabularyHook')] to the config")
