@@ -103,6 +103,27 @@ def test_without_a_checkpoint_the_page_says_it_runs_the_tiny_model(tmp_path, mon
     assert len(shown) == 1 and "random weights" in shown[0]
 
 
+def test_requests_are_bounded_and_failures_become_messages():
+    import gradio as gr
+
+    sys.path.insert(0, str(ROOT))
+    from tools.serve_demo import Guard
+
+    guard = Guard(timeout=0.2)
+    assert guard(lambda: 42) == 42
+    with pytest.raises(gr.Error, match="longer than 0 s and was abandoned"):
+        guard(lambda: time.sleep(2))
+    time.sleep(2)  # let the abandoned work finish before the next request
+    with pytest.raises(gr.Error, match="The vocabulary is empty"):
+        guard(lambda: parse_vocabulary(""))
+
+    def broken():
+        raise KeyError("dense")
+
+    with pytest.raises(gr.Error, match=r"failed on this request \(KeyError: 'dense'\)"):
+        guard(broken)
+
+
 # ------------------------------------------------------------------------------------- browser
 def _free_port() -> int:
     with socket.socket() as s:
