@@ -103,6 +103,45 @@ def test_without_a_checkpoint_the_page_says_it_runs_the_tiny_model(tmp_path, mon
     assert len(shown) == 1 and "random weights" in shown[0]
 
 
+def _saved_model(config: Path, tiny_dir: Path, cache: Path, out: Path) -> tuple[str, str]:
+    """(config file, runner-style checkpoint) of the config's model built on the tiny FG-CLIP 2."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    from det_helpers import in_mmdet_scope
+
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.checkpoint = str(tiny_dir)
+    cfg.model.text_classifier = dict(cfg.model.get("text_classifier") or {}, cache_dir=str(cache), progress=False)
+    with in_mmdet_scope():
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    cfg.dump(str(out.with_suffix(".py")))
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, out.with_suffix(".pth"))
+    return str(out.with_suffix(".py")), str(out.with_suffix(".pth"))
+
+
+def test_engine_runs_a_trained_detector_and_segmentor_on_a_typed_vocabulary(tiny_dir, tmp_path):
+    from fgclip2_det.apps.engine import DemoEngine
+
+    cache = tmp_path / "cache"
+    detector = _saved_model(ROOT / "configs/ovd/fvit_fgclip2-tiny_ov-synthetic.py", tiny_dir, cache, tmp_path / "det")
+    segmentor = _saved_model(ROOT / "configs/ovseg/fgclip2-tiny_cat-seg_synthetic.py", tiny_dir, cache,
+                             tmp_path / "seg")
+    engine = DemoEngine(tiny_dir, detector=detector, segmentor=segmentor, cache_dir=str(cache))
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    vocab = ["circle", "红色的星星", "heart"]  # not the 14 kinds the detector's head was built for
+    found = engine.detect(image, vocab, score_thr=0.0)
+    assert found and {d.label for d in found} <= set(vocab)
+    assert engine.detector.roi_head.bbox_head.num_classes == 3
+    labels = engine.segment(image, vocab[:2])
+    assert labels.shape == (120, 160) and set(np.unique(labels)) <= {0, 1}
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        DemoEngine(tiny_dir, detector=(detector[0], str(tmp_path / "missing.pth")), cache_dir=str(cache))
+
+
 def test_requests_are_bounded_and_failures_become_messages():
     import gradio as gr
 
