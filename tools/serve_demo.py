@@ -63,6 +63,10 @@ def image_input(elem_id: str) -> gr.Image:
     return image
 
 
+def vocabulary_box(elem_id: str) -> gr.Textbox:
+    return gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese)", elem_id=elem_id)
+
+
 def colour_map(names: list[str]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
@@ -162,8 +166,7 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
             with gr.Row():
                 with gr.Column():
                     det_image = image_input("det-image")
-                    det_vocab = gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese)",
-                                           elem_id="det-vocab")
+                    det_vocab = vocabulary_box("det-vocab")
                     det_thr = gr.Slider(0.0, 1.0, value=0.3, step=0.05, label="Minimum score", elem_id="det-thr")
                     det_run = gr.Button("Detect", variant="primary", elem_id="det-run")
                 with gr.Column():
@@ -186,8 +189,7 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
             with gr.Row():
                 with gr.Column():
                     seg_image = image_input("seg-image")
-                    seg_vocab = gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese)",
-                                           elem_id="seg-vocab")
+                    seg_vocab = vocabulary_box("seg-vocab")
                     seg_run = gr.Button("Segment", variant="primary", elem_id="seg-run")
                 with gr.Column():
                     seg_out = gr.AnnotatedImage(label="Segmentation", elem_id="seg-out")
@@ -199,8 +201,7 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
                     box_image = image_input("box-image")
                     box_list = gr.Textbox("", lines=4, label="Boxes: one x1, y1, x2, y2 per line (pixels)",
                                           placeholder="10, 20, 200, 180", elem_id="box-list")
-                    box_vocab = gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese)",
-                                           elem_id="box-vocab")
+                    box_vocab = vocabulary_box("box-vocab")
                     box_run = gr.Button("Classify boxes", variant="primary", elem_id="box-run")
                 with gr.Column():
                     box_out = gr.AnnotatedImage(label="Top-1 per box", elem_id="box-out")
