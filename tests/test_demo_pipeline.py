@@ -40,6 +40,8 @@ def test_every_phase_produced_its_metric(quick_run):
         "BoxClass top-1, stage 1": results["boxclass"]["stage1"]["top1"],
         "BoxClass top-1, stage 2": results["boxclass"]["stage2"]["top1"],
         "BoxClass novel top-1": results["boxclass"]["stage2"]["novel_top1"],
+        "BoxClass colour x kind top-1, stage 1": results["boxclass_fine"]["stage1"],
+        "BoxClass colour x kind top-1, stage 2": results["boxclass_fine"]["stage2"],
         "detector base AP50": results["ovd"]["base_ap50"],
         "detector novel AP50": results["ovd"]["novel_ap50"],
         "segmentation mIoU seen": results["ovseg"]["mIoU_seen"],
@@ -59,7 +61,7 @@ def test_every_phase_produced_its_metric(quick_run):
 def test_report_shows_what_the_run_made(quick_run):
     report = (quick_run / "report.md").read_text(encoding="utf-8")
     summary = json.loads((quick_run / "summary.json").read_text())
-    assert len(summary["phases"]) == 15 and all(p["seconds"] > 0 for p in summary["phases"])
+    assert len(summary["phases"]) == 17 and all(p["seconds"] > 0 for p in summary["phases"])
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"report/loss_curves.png", "report/per_class.png"} <= set(links)
     examples = [link for link in links if re.match(r"report/(ovd|ovseg)_", link)]

@@ -154,11 +154,13 @@ def plot_per_class(out: Path, classes: list[str], novel: set[str], det: dict, bo
 def headline(out: Path) -> dict:
     """The numbers of the results table, keyed by phase; None where a metric is missing."""
     m = {name: load_metrics(out, name) for name in
-         ("fgovd_stage1", "fgovd_stage2", "boxclass_stage1", "boxclass_stage2", "ovd", "ovseg")}
+         ("fgovd_stage1", "fgovd_stage2", "boxclass_stage1", "boxclass_stage2", "boxclass_fine_stage1",
+          "boxclass_fine_stage2", "ovd", "ovseg")}
     return {
         "fgovd_hard": {s: m[f"fgovd_stage{i}"].get("fgovd/hard") for i, s in ((1, "stage1"), (2, "stage2"))},
         "boxclass": {s: {k: m[f"boxclass_stage{i}"].get(f"boxclass/{k}") for k in ("top1", "base_top1", "novel_top1")}
                      for i, s in ((1, "stage1"), (2, "stage2"))},
+        "boxclass_fine": {s: m[f"boxclass_fine_stage{i}"].get("boxclass/top1") for i, s in ((1, "stage1"), (2, "stage2"))},
         "ovd": {k: m["ovd"].get(f"coco/{k}") for k in ("base_ap50", "novel_ap50")},
         "ovseg": {k: m["ovseg"].get(k) for k in ("mIoU_seen", "mIoU_unseen", "hIoU", "mIoU", "aAcc")},
     }
@@ -214,6 +216,9 @@ def write_report(out: Path) -> Path:
         f"{fmt(r['boxclass']['stage1']['top1'])} → **{fmt(r['boxclass']['stage2']['top1'])}** |",
         f"| BoxClass | base / novel top-1, stage 2 | {fmt(r['boxclass']['stage2']['base_top1'])} / "
         f"{fmt(r['boxclass']['stage2']['novel_top1'])} |",
+        f"| BoxClass ({len(classes) * len(world['attributes']['colour'])} colour × kind classes; chance "
+        f"{chance_box / len(world['attributes']['colour']):.3f}) | top-1, stage 1 → stage 2 | "
+        f"{fmt(r['boxclass_fine']['stage1'])} → **{fmt(r['boxclass_fine']['stage2'])}** |",
         f"| open-vocabulary detector ({scale['det_iters']} it × {scale['det_batch']}, base kinds boxed) | "
         f"AP50 base / novel | {fmt(r['ovd']['base_ap50'])} / **{fmt(r['ovd']['novel_ap50'])}** |",
         f"| segmentation decoder ({scale['seg_iters']} it × {scale['seg_batch']}, unseen kinds ignored) | "

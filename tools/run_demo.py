@@ -165,6 +165,9 @@ def segmentor_config(out: Path, backbone: Path, scale: Scale) -> str:
 
 
 # ------------------------------------------------------------------------------------- phases
+EVAL_LABELS = {"fgovd": "FG-OVD hard", "boxclass": "BoxClass", "boxclass_fine": "BoxClass colour x kind"}
+
+
 def plan(out: Path, scale: Scale) -> list[Phase]:
     """Every phase of the run, in order, with the exact command a user would type."""
     ckpt = out / "checkpoints"
@@ -189,10 +192,11 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
         for task, base, evaluator in (
                 ("fgovd", CONFIGS / "fgovd" / "fgclip2-tiny_fgovd-hard_synthetic.py", {}),
                 ("boxclass", CONFIGS / "boxclass" / "fgclip2-tiny_boxclass_synthetic.py",
-                 dict(type="BoxClassMetric", classwise=True))):
+                 dict(type="BoxClassMetric", classwise=True)),
+                ("boxclass_fine", CONFIGS / "boxclass" / "fgclip2-tiny_boxclass-fine_synthetic.py", {})):
             name = f"{task}_stage{stage}"
             cfg = eval_config(out, name, base, model, scale, **evaluator)
-            phases.append(Phase(f"{'FG-OVD hard' if task == 'fgovd' else 'BoxClass'}, stage {stage}",
+            phases.append(Phase(f"{EVAL_LABELS[task]}, stage {stage}",
                                 ["tools/test.py", cfg, "--work-dir", str(out / "eval" / name),
                                  "--metrics-out", str(out / "metrics" / f"{name}.json")],
                                 metrics=str(out / "metrics" / f"{name}.json")))
