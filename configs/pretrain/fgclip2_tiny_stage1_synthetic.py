@@ -8,8 +8,10 @@ _base_ = ['./fgclip2_base_stage1.py']
 
 init_checkpoint = 'work_dirs/tiny-fgclip2'
 model = dict(checkpoint=init_checkpoint, amp_dtype=None, grad_checkpointing=False)
+# num_workers=0: on 2 cores a loader process competes with the two compute threads (measured: stage-1
+# iteration 0.38 s with 1 worker, 0.31 s with none; stage 2 0.68 s vs 0.66 s).
 train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=False,
+    batch_size=32, num_workers=0, persistent_workers=False,
     collate_fn=dict(tokenizer=init_checkpoint, max_num_patches=256),
     dataset=dict(data_root='work_dirs/synthetic_world/', ann_file='pretrain/en.json', image_root='',
                  zh_ann_file='pretrain/zh.json', zh_image_root=''))
