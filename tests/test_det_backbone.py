@@ -120,3 +120,27 @@ def test_trainable_blocks_and_unfrozen(tiny_dir, make_images):
     assert full.fgclip2.training
     frozen_names = [n for n, p in full.named_parameters() if not p.requires_grad]
     assert frozen_names == ["fgclip2.dense_feature_head.probe"]  # unused: the dense head has no probe query
+
+
+def test_checkpoint_with_other_frozen_weights_is_refused(tiny_dir, tmp_path):
+    """Text embeddings come from model.backbone.checkpoint; a detector checkpoint whose frozen tower
+    differs (trained on another FG-CLIP 2) must fail, naming the key, not silently mix two models."""
+    from fgclip2_det.model.tiny import make_tiny_checkpoint
+
+    other = FGCLIP2ViT(checkpoint=str(make_tiny_checkpoint(tmp_path / "other", seed=1, with_tokenizer=False)))
+    bb = FGCLIP2ViT(checkpoint=str(tiny_dir))
+    same = FGCLIP2ViT(checkpoint=str(tiny_dir))
+    bb.load_state_dict(same.state_dict())  # the same FG-CLIP 2 loads
+    with pytest.raises(ValueError, match=r"fgclip2\.vision_model.*differ from model\.backbone\.checkpoint"):
+        bb.load_state_dict(other.state_dict())
+    # trainable blocks are trained by the detector: only they may differ
+    tuned = FGCLIP2ViT(checkpoint=str(tiny_dir), trainable_blocks=1)
+    state = same.state_dict()
+    state["fgclip2.vision_model.encoder.layers.1.mlp.fc1.weight"] += 0.5
+    tuned.load_state_dict(state)
+    assert torch.equal(tuned.fgclip2.vision_model.encoder.layers[1].mlp.fc1.weight,
+                       state["fgclip2.vision_model.encoder.layers.1.mlp.fc1.weight"])
+    state["fgclip2.vision_model.encoder.layers.0.mlp.fc1.weight"] += 0.5
+    with pytest.raises(ValueError, match="layers.0.mlp.fc1.weight"):
+        tuned.load_state_dict(state)
+    FGCLIP2ViT(checkpoint=str(tiny_dir), frozen=False).load_state_dict(other.state_dict())  # all trained

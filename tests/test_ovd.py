@@ -328,6 +328,18 @@ def test_split_errors_name_the_classes(tmp_path):
         OVCocoDataset(ann_file=str(ann), metainfo=both, pipeline=[], data_prefix=dict(img=""))
 
 
+def test_category_order_must_match_the_vocabulary(tmp_path):
+    """Labels follow the file's category order, text embeddings the metainfo's: a different order
+    or a class missing from the file's categories would pair boxes with wrong names."""
+    ann = _coco_file(tmp_path / "a.json")
+    swapped = dict(META, classes=("star", "circle", "square"))
+    with pytest.raises(ValueError, match=r"file lists them as \['circle', 'star', 'square'\]"):
+        OVCocoDataset(ann_file=str(ann), metainfo=swapped, pipeline=[], data_prefix=dict(img="")).full_init()
+    more = dict(META, classes=("circle", "star", "square", "heart"))
+    with pytest.raises(ValueError, match=r"1 class\(es\) are not categories of the file: \['heart'\]"):
+        OVCocoDataset(ann_file=str(ann), metainfo=more, pipeline=[], data_prefix=dict(img="")).full_init()
+
+
 def test_ov_coco_default_metainfo_is_the_ovr_cnn_split():
     meta = OVCocoDataset.METAINFO
     assert (len(meta["classes"]), len(meta["base_classes"]), len(meta["novel_classes"]), len(meta["palette"])) == \

@@ -1,7 +1,6 @@
 """OV-COCO / OV-LVIS class splits and the tools that write the open-vocabulary annotation files."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,8 +8,8 @@ import pytest
 
 from fgclip2_det.datasets.ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_CLASSES, OV_COCO_NOVEL_CLASSES,
                                             lvis_metainfo, lvis_split, ov_coco_metainfo)
+from tool_helpers import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # The 80 COCO 2017 categories with their real ids.
 COCO_CATEGORIES = [
@@ -32,14 +31,6 @@ COCO_IDS = {name: cat_id for cat_id, name in COCO_CATEGORIES}
 EXCLUDED = ["traffic light", "fire hydrant", "stop sign", "parking meter", "sports ball", "baseball bat",
             "baseball glove", "tennis racket", "wine glass", "hot dog", "potted plant", "dining table",
             "cell phone", "teddy bear", "hair drier"]
-
-
-def load_tool(name):
-    """tools/<name>.py as a module, to call ``main`` in-process."""
-    spec = importlib.util.spec_from_file_location(f"fgclip2_{name}_tool", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Command-line tools: tiny checkpoints, SigLIP 2 conversion, the image demo on a real photo."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from PIL import Image
 
 from fgclip2_det.model import FGCLIP2
 from fgclip2_det.model.checkpoint import read_state_dict, write_state_dict
+from tool_helpers import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,10 +84,7 @@ def test_demo_empty_vocab_is_an_error(tmp_path, tiny_dir):
 @pytest.fixture(scope="module")
 def demo():
     """tools/demo.py as a module, to call ``main`` in-process (no interpreter start per case)."""
-    spec = importlib.util.spec_from_file_location("fgclip2_demo_tool", ROOT / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("demo")
 
 
 def _demo_args(tmp_path, tiny_dir, out, vocab, *extra):
@@ -252,9 +249,7 @@ def test_demo_boxes_from_an_mmdet_detector(tmp_path, tiny_dir):
 
 def test_boxclass_benchmark_matches_the_per_box_reference(tmp_path):
     """Smoke run of `tools/benchmark.py boxclass` on the tiny preset: same top-1, scores within 1e-5."""
-    spec = importlib.util.spec_from_file_location("fgclip2_benchmark_tool", ROOT / "tools" / "benchmark.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_tool("benchmark")
     assert bench.main(["boxclass", "--boxclass-preset", "tiny", "--boxclass-boxes", "2", "--boxclass-classes", "7",
                        "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "results.json").read_text())["benchmarks"]["boxclass"]

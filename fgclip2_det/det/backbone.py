@@ -150,6 +150,26 @@ class FGCLIP2ViT(BaseModule):
             raise ValueError("FGCLIP2ViT loads its weights from `checkpoint` in __init__; "
                              f"remove init_cfg={self.init_cfg!r}")
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A detector checkpoint carries the frozen tower's weights, but the class text embeddings
+        come from ``checkpoint`` (the text tower is not in the detector): refuse a checkpoint whose
+        frozen weights differ, which would mix two FG-CLIP 2 models without a trace."""
+        if self.frozen:
+            self._check_frozen_weights(state_dict, prefix + "fgclip2.")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _check_frozen_weights(self, state_dict, prefix: str) -> None:
+        for name, param in self.fgclip2.named_parameters():
+            incoming = state_dict.get(prefix + name)
+            if param.requires_grad or incoming is None or incoming.shape != param.shape:
+                continue  # trained here, or missing/mis-shaped: load_state_dict reports those
+            if not torch.allclose(incoming.to(param.device, param.dtype), param, rtol=1e-3, atol=1e-6):
+                raise ValueError(
+                    f"the checkpoint being loaded holds frozen FG-CLIP 2 weights ({prefix + name}, "
+                    f"max |diff| {float((incoming.to(param) - param).abs().max()):.3g}) that differ from "
+                    f"model.backbone.checkpoint={self.checkpoint!r}, which also gives the class text "
+                    "embeddings; set model.backbone.checkpoint to the FG-CLIP 2 this model was trained with")
+
     # --------------------------------------------------------------------------------- forward
     def crop_images(self, x: torch.Tensor, img_shapes: Sequence[tuple[int, int]] | None
                     ) -> list[torch.Tensor]:

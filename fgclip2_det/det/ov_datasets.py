@@ -97,7 +97,23 @@ class OVCocoDataset(NovelFilterMixin, CocoDataset):
         self._log_dropped()
 
     def parse_data_info(self, raw_data_info: dict):
+        if hasattr(self, "coco") and not getattr(self, "_order_checked", False):
+            self._check_category_order()  # the COCO object exists only while the file is parsed
         return self._drop_novel(super().parse_data_info(raw_data_info))
+
+    def _check_category_order(self) -> None:
+        """MMDetection numbers labels in the file's category order, while the class text embeddings
+        follow ``metainfo['classes']``: any other order would silently pair boxes with wrong names."""
+        self._order_checked = True
+        classes = list(self.metainfo["classes"])
+        in_file = [self.coco.cats[c]["name"] for c in self.cat_ids]
+        if in_file != classes:
+            missing = [c for c in classes if c not in in_file]
+            detail = (f"{len(missing)} class(es) are not categories of the file: {missing[:10]}" if missing else
+                      f"the file lists them as {in_file[:10]}{' ...' if len(in_file) > 10 else ''}")
+            raise ValueError(f"OVCocoDataset({self.ann_file}): labels follow the file's category order, which "
+                             f"must equal metainfo['classes'] ({classes[:10]}{' ...' if len(classes) > 10 else ''}); "
+                             f"{detail}. Keep every class in the file's categories, in the same order")
 
 
 @DATASETS.register_module()
