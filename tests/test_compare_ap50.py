@@ -129,6 +129,18 @@ def test_rotating_novel_names_removes_what_was_recognised(tool, world):
         assert torch.equal(new, torch.where(old == 3, 4, torch.where(old == 4, 3, old)))
 
 
+def test_a_dump_without_detections_scores_zero(tool, world, tmp_path):
+    good = make_dump(world, tmp_path / "good.pkl", dict.fromkeys(CLASSES, 0.8), seed=5)
+    empty = tmp_path / "empty.pkl"
+    with open(empty, "wb") as f:
+        pickle.dump([dict(img_id=im["id"], pred_instances=dict(bboxes=torch.zeros(0, 4), scores=torch.zeros(0),
+                                                                  labels=torch.zeros(0, dtype=torch.long)))
+                     for im in world["images"]], f)
+    table = tool.compare(world["config"], world["ann"], str(empty), good, samples=50)
+    assert table["novel"]["a"] == table["base"]["a"] == 0.0
+    assert table["novel"]["diff"] == pytest.approx(table["novel"]["b"]) and table["novel"]["low"] > 0
+
+
 def test_bad_dumps_name_the_problem(tool, world, tmp_path):
     good = make_dump(world, tmp_path / "good.pkl", dict.fromkeys(CLASSES, 0.5), seed=4)
     stray = tmp_path / "stray.pkl"

@@ -62,9 +62,13 @@ def match_per_image(coco_gt, results: list[dict], cat_ids: list[int], img_ids: l
     ignore flags, and the number of counted ground truths."""
     from pycocotools.cocoeval import COCOeval
 
+    if not results:  # pycocotools cannot load an empty result list: no detection, only ground truths
+        return {cat: [(np.zeros(0), np.zeros(0, bool), np.zeros(0, bool),
+                       sum(not a.get("iscrowd", 0) and not a.get("ignore", 0)
+                           for a in coco_gt.imgToAnns[img] if a["category_id"] == cat)) for img in img_ids]
+                for cat in cat_ids}
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(results) if results else None
-        ev = COCOeval(coco_gt, coco_dt if coco_dt is not None else coco_gt.loadRes([]), "bbox")
+        ev = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
         ev.params.catIds, ev.params.imgIds = cat_ids, img_ids
         ev.params.iouThrs = np.array([0.5])
         ev.params.maxDets = [1000]
@@ -122,11 +126,12 @@ def rotate_labels(dump: list[dict], group: list[int], shift: int) -> list[dict]:
     """A copy of ``dump`` whose labels in ``group`` (class indices) move ``shift`` places along it."""
     import torch
 
-    mapping = torch.arange(max(max(group), max((int(r["pred_instances"]["labels"].max()) for r in dump
-                                                 if len(r["pred_instances"]["labels"])), default=0)) + 1)
-    for i, label in enumerate(group):
-        mapping[label] = group[(i + shift) % len(group)]
-    return [{**r, "pred_instances": {**r["pred_instances"], "labels": mapping[r["pred_instances"]["labels"]]}}
+    moved = {label: group[(i + shift) % len(group)] for i, label in enumerate(group)}
+
+    def move(labels):
+        return torch.tensor([moved.get(x, x) for x in labels.tolist()], dtype=labels.dtype)
+
+    return [{**r, "pred_instances": {**r["pred_instances"], "labels": move(r["pred_instances"]["labels"])}}
             for r in dump]
 
 
