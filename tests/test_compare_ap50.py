@@ -121,6 +121,9 @@ def test_rotating_novel_names_removes_what_was_recognised(tool, world):
     table = tool.compare(world["config"], world["ann"], a, a, samples=10, shuffle_control=True)
     assert table["novel"]["a"] > 0.7
     assert table["novel, names rotated"]["a"] < 0.2
+    gap = table["novel, real - rotated names"]
+    assert gap["a"] == pytest.approx(table["novel"]["a"] - table["novel, names rotated"]["a"])
+    assert 0 < gap["a_low"] < gap["a"] < gap["a_high"]
     with open(a, "rb") as f:
         dump = pickle.load(f)
     rotated = tool.rotate_labels(dump, [3, 4], 1)

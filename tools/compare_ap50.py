@@ -14,7 +14,7 @@ Prints and returns a table: A, B, B - A with its 95% percentile interval.
 ``--shuffle-control`` adds, per dump, novel AP50 with the novel class names rotated among
 themselves (every cyclic shift, averaged): what the same boxes and scores earn when the novel names
 carry no information. A detector that recognises novel kinds beats it; one that only finds objects
-does not.
+does not. The real - rotated gap gets its bootstrap interval too (same draws).
 """
 from __future__ import annotations
 
@@ -135,16 +135,20 @@ def rotate_labels(dump: list[dict], group: list[int], shift: int) -> list[dict]:
             for r in dump]
 
 
-def shuffled_novel_ap50(coco_gt, dump, cat_ids, classes, novel, img_ids, source) -> float:
-    """Mean novel AP50 over the non-trivial cyclic shifts of the novel names (module doc)."""
+def rotated_flats(coco_gt, dump, cat_ids, classes, novel, img_ids, source) -> list[dict]:
+    """Per non-trivial cyclic shift of the novel names, the novel classes' flattened matches."""
     group = [classes.index(n) for n in novel]
     novel_ids = [cat_ids[i] for i in group]
-    values = []
+    out = []
     for shift in range(1, len(group)):
         results = to_coco_results(rotate_labels(dump, group, shift), cat_ids, source)
-        flat = {c: flatten(rows) for c, rows in match_per_image(coco_gt, results, novel_ids, img_ids).items()}
-        values.append(mean_ap50(flat, novel_ids, np.ones(len(img_ids))))
-    return float(np.mean(values))
+        out.append({c: flatten(rows) for c, rows in match_per_image(coco_gt, results, novel_ids, img_ids).items()})
+    return out
+
+
+def interval(values) -> tuple[float, float]:
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def compare(config: str, ann_file: str, dump_a: str, dump_b: str, samples: int = 1000, seed: int = 0,
@@ -160,7 +164,7 @@ def compare(config: str, ann_file: str, dump_a: str, dump_b: str, samples: int =
     name_to_id = {coco_gt.cats[c]["name"]: c for c in cat_ids}
     groups = {"base": [name_to_id[n] for n in base], "novel": [name_to_id[n] for n in novel]}
     img_ids = coco_gt.get_img_ids()
-    flats, controls = [], []
+    flats, rotated = [], []
     for path in (dump_a, dump_b):
         with open(path, "rb") as f:
             dump = pickle.load(f)
@@ -170,21 +174,32 @@ def compare(config: str, ann_file: str, dump_a: str, dump_b: str, samples: int =
         per = match_per_image(coco_gt, to_coco_results(dump, cat_ids, path), cat_ids, img_ids)
         flats.append({c: flatten(rows) for c, rows in per.items()})
         if shuffle_control:
-            controls.append(shuffled_novel_ap50(coco_gt, dump, cat_ids, classes, novel, img_ids, path))
+            rotated.append(rotated_flats(coco_gt, dump, cat_ids, classes, novel, img_ids, path))
+
+    def evaluate(w: np.ndarray) -> dict:
+        """Every figure of the table for one weighting of the images."""
+        out = {g: [mean_ap50(f, cats, w) for f in flats] for g, cats in groups.items()}
+        if shuffle_control:
+            out["rotated"] = [float(np.mean([mean_ap50(f, groups["novel"], w) for f in shifts])) for shifts in rotated]
+        return out
+
+    full = evaluate(np.ones(len(img_ids)))
     rng = np.random.default_rng(seed)
-    ones = np.ones(len(img_ids))
+    draws = [evaluate(np.bincount(rng.integers(0, len(img_ids), len(img_ids)), minlength=len(img_ids)).astype(float))
+             for _ in range(samples)]
     table = {}
-    for group, cats in groups.items():
-        a, b = (mean_ap50(f, cats, ones) for f in flats)
-        diffs = []
-        for _ in range(samples):
-            w = np.bincount(rng.integers(0, len(img_ids), len(img_ids)), minlength=len(img_ids)).astype(float)
-            diffs.append(mean_ap50(flats[1], cats, w) - mean_ap50(flats[0], cats, w))
-        low, high = np.nanpercentile(diffs, [2.5, 97.5])
-        table[group] = dict(a=a, b=b, diff=b - a, low=float(low), high=float(high),
-                            share_positive=float(np.mean(np.asarray(diffs) > 0)))
+    for group in groups:
+        diffs = np.array([d[group][1] - d[group][0] for d in draws])
+        a, b = full[group]
+        table[group] = dict(a=a, b=b, diff=b - a, **dict(zip(("low", "high"), interval(diffs))),
+                            share_positive=float(np.mean(diffs > 0)))
     if shuffle_control:
-        table["novel, names rotated"] = dict(a=controls[0], b=controls[1], diff=controls[1] - controls[0])
+        table["novel, names rotated"] = dict(a=full["rotated"][0], b=full["rotated"][1])
+        gaps = {}
+        for k, name in enumerate("ab"):
+            low, high = interval([d["novel"][k] - d["rotated"][k] for d in draws])
+            gaps.update({name: full["novel"][k] - full["rotated"][k], f"{name}_low": low, f"{name}_high": high})
+        table["novel, real - rotated names"] = gaps
     return table
 
 
@@ -202,9 +217,17 @@ def main(argv=None) -> dict:
     table = compare(args.config, args.ann_file, args.dump_a, args.dump_b, args.samples, args.seed,
                     args.shuffle_control)
     print("| AP50 | A | B | B - A | 95% interval | draws with B > A |\n|---|---|---|---|---|---|")
-    for group, r in table.items():
-        interval = f"{r['low']:+.4f} to {r['high']:+.4f} | {r['share_positive']:.1%}" if "low" in r else "- | -"
-        print(f"| {group} | {r['a']:.4f} | {r['b']:.4f} | {r['diff']:+.4f} | {interval} |")
+    for group in ("base", "novel"):
+        r = table[group]
+        print(f"| {group} | {r['a']:.4f} | {r['b']:.4f} | {r['diff']:+.4f} | {r['low']:+.4f} to {r['high']:+.4f} "
+              f"| {r['share_positive']:.1%} |")
+    if args.shuffle_control:
+        rot, gap = table["novel, names rotated"], table["novel, real - rotated names"]
+        print("\n| novel AP50 | A | B |\n|---|---|---|")
+        print(f"| real names | {table['novel']['a']:.4f} | {table['novel']['b']:.4f} |")
+        print(f"| names rotated (mean of the shifts) | {rot['a']:.4f} | {rot['b']:.4f} |")
+        print("| real - rotated, 95% interval | " + " | ".join(
+            f"{gap[k]:+.4f} ({gap[k + '_low']:+.4f} to {gap[k + '_high']:+.4f})" for k in "ab") + " |")
     return table
 
 
