@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,21 @@ def test_bad_dumps_name_the_problem(tool, world, tmp_path):
         pickle.dump([dict(img_id=100)], f)
     with pytest.raises(ValueError, match=r"raw\.pkl: record 0 has no pred_instances"):
         tool.compare(world["config"], world["ann"], good, str(raw), samples=5)
+    wrong_labels = tmp_path / "labels.pkl"
+    with open(wrong_labels, "wb") as f:
+        pickle.dump([dict(img_id=100, pred_instances=dict(bboxes=torch.zeros(1, 4), scores=torch.ones(1),
+                                                            labels=torch.tensor([7])))], f)
+    with pytest.raises(ValueError, match=r"labels\.pkl: record 0 \(image 100\) has labels outside the config's 5"):
+        tool.compare(world["config"], world["ann"], good, str(wrong_labels), samples=5)
+    not_a_list = tmp_path / "dict.pkl"
+    with open(not_a_list, "wb") as f:
+        pickle.dump(dict(img_id=100), f)
+    with pytest.raises(ValueError, match=r"dict\.pkl: a dict, not the list of records"):
+        tool.compare(world["config"], world["ann"], good, str(not_a_list), samples=5)
+    truncated = tmp_path / "cut.pkl"
+    truncated.write_bytes(Path(good).read_bytes()[:50])
+    with pytest.raises(ValueError, match=r"cut\.pkl: not a readable pickle"):
+        tool.compare(world["config"], world["ann"], good, str(truncated), samples=5)
     bare = tmp_path / "bare.py"
     bare.write_text("test_dataloader = dict(dataset=dict(metainfo=dict(classes=('a',))))\n")
     with pytest.raises(ValueError, match="no base_classes, novel_classes"):

@@ -45,11 +45,17 @@ def load_classes(config: str) -> tuple[list[str], list[str], list[str]]:
 
 def to_coco_results(dump: list[dict], cat_ids: list[int], source: str) -> list[dict]:
     """``tools/test.py --out`` records -> COCO result dicts (label i is ``cat_ids[i]``, as in mmdet)."""
+    if not isinstance(dump, list):
+        raise ValueError(f"{source}: a {type(dump).__name__}, not the list of records of tools/test.py --out")
     out = []
     for i, rec in enumerate(dump):
-        if "pred_instances" not in rec or "img_id" not in rec:
+        if not isinstance(rec, dict) or "pred_instances" not in rec or "img_id" not in rec:
             raise ValueError(f"{source}: record {i} has no pred_instances/img_id (not a tools/test.py --out dump)")
         pred = rec["pred_instances"]
+        labels = pred["labels"]
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(cat_ids):
+            raise ValueError(f"{source}: record {i} (image {rec['img_id']}) has labels outside the config's "
+                             f"{len(cat_ids)} classes: {sorted(set(labels.tolist()))[:10]}")
         for (x1, y1, x2, y2), score, label in zip(pred["bboxes"].tolist(), pred["scores"].tolist(),
                                                  pred["labels"].tolist()):
             out.append(dict(image_id=rec["img_id"], category_id=cat_ids[label],
@@ -167,11 +173,15 @@ def compare(config: str, ann_file: str, dump_a: str, dump_b: str, samples: int =
     flats, rotated = [], []
     for path in (dump_a, dump_b):
         with open(path, "rb") as f:
-            dump = pickle.load(f)
-        unknown = {r.get("img_id") for r in dump} - set(img_ids)
+            try:
+                dump = pickle.load(f)
+            except (pickle.UnpicklingError, EOFError) as err:
+                raise ValueError(f"{path}: not a readable pickle ({err})") from err
+        results = to_coco_results(dump, cat_ids, path)
+        unknown = {r["img_id"] for r in dump} - set(img_ids)
         if unknown:
             raise ValueError(f"{path}: images {sorted(unknown)[:5]} are not in {ann_file}")
-        per = match_per_image(coco_gt, to_coco_results(dump, cat_ids, path), cat_ids, img_ids)
+        per = match_per_image(coco_gt, results, cat_ids, img_ids)
         flats.append({c: flatten(rows) for c, rows in per.items()})
         if shuffle_control:
             rotated.append(rotated_flats(coco_gt, dump, cat_ids, classes, novel, img_ids, path))
