@@ -40,7 +40,7 @@ def world(tmp_path_factory):
     config = root / "cfg.py"
     config.write_text(f"test_dataloader = dict(dataset=dict(metainfo=dict(classes={CLASSES!r}, "
                       f"base_classes={BASE!r}, novel_classes={NOVEL!r})))\n")
-    return dict(root=root, ann=str(ann_file), config=str(config), images=images, anns=anns, rng=rng)
+    return dict(root=root, ann=str(ann_file), config=str(config), images=images, anns=anns)
 
 
 def make_dump(world, path, hit_rate: dict, seed: int) -> str:

@@ -88,6 +88,7 @@ class OVCocoDataset(NovelFilterMixin, CocoDataset):
 
     def __init__(self, *args, drop_novel_annotations: bool = False, **kwargs):
         self._init_novel_filter(drop_novel_annotations)
+        self._order_checked = False
         super().__init__(*args, **kwargs)
 
     def full_init(self) -> None:
@@ -97,7 +98,7 @@ class OVCocoDataset(NovelFilterMixin, CocoDataset):
         self._log_dropped()
 
     def parse_data_info(self, raw_data_info: dict):
-        if hasattr(self, "coco") and not getattr(self, "_order_checked", False):
+        if hasattr(self, "coco") and not self._order_checked:
             self._check_category_order()  # the COCO object exists only while the file is parsed
         return self._drop_novel(super().parse_data_info(raw_data_info))
 
