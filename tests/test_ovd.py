@@ -382,6 +382,23 @@ def test_benchmark_configs(name, dim, classes, beta, best):
         assert cfg.model.class_name_style == "underscore_to_space"
 
 
+def test_synthetic_prompts_follow_the_world_vocabulary():
+    """The caption-form prompts of the 10k configs list every size, pattern and colour of the world,
+    in the word order of its captions ("a small striped red star")."""
+    from fgclip2_det.datasets.synthetic.vocab import COLOURS, PATTERNS, SIZES, ObjectSpec
+
+    expected = [ObjectSpec("star", s, c, p).describe("en").removesuffix(" star") + " {}"
+                for s in SIZES for p in PATTERNS for c in COLOURS]
+    for config in (ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic-10k.py",
+                   ROOT / "configs" / "boxclass" / "fgclip2-tiny_boxclass_synthetic-prompts.py"):
+        cfg = Config.fromfile(str(config))
+        assert cfg.model.text_classifier.templates_en == expected, config.name
+    cfg = Config.fromfile(str(ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic-10k.py"))
+    assert cfg.model.backbone.checkpoint == "work_dirs/tiny-10k-stage2"
+    base = Config.fromfile(str(SYNTHETIC))
+    assert cfg.model.roi_head == base.model.roi_head and cfg.train_dataloader == base.train_dataloader
+
+
 # ------------------------------------------------------------------------------- tools
 @pytest.mark.slow
 @pytest.mark.parametrize("config", [SYNTHETIC, EXAMPLE], ids=["synthetic", "example-by-inheritance"])

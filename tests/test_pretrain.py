@@ -223,6 +223,10 @@ def test_kill_and_resume_matches_uninterrupted(world, tiny_dir, tmp_path):
     for k, v in exported.state_dict().items():
         assert torch.equal(v, a["fgclip." + k]), k
     assert (out / "tokenizer.json").is_file()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no tokenizer files .* in --tokenizer .*empty"):
+        export_runner_checkpoint(tmp_path / "full" / "iter_4.pth", tmp_path / "export2", tmp_path / "empty")
+    assert not (tmp_path / "export2").exists(), "nothing is written when the export cannot be loaded"
 
 
 class PoisonAt(Hook):

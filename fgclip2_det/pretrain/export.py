@@ -17,7 +17,8 @@ def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,
                              tokenizer_dir: str | Path | None = None, copy_region_heads: bool = False) -> Path:
     """Writes the ``fgclip.*`` weights of an :class:`FGCLIP2Pretrainer` runner checkpoint in the
     official layout; the training-only temperatures and the CMR threshold stay behind. Tokenizer
-    files come from ``tokenizer_dir``, else from the checkpoint the run started from.
+    files come from ``tokenizer_dir``, else from the checkpoint the run started from; without
+    them no config can load the export, so finding none is an error raised before anything is written.
 
     ``copy_region_heads``: for a stage-1 model, whose dense and box heads were never trained, copy
     the trained MAP head into ``dense_feature_head`` and the text head into ``boxtext_head`` (what
@@ -39,12 +40,16 @@ def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,
     if copy_region_heads:
         model.dense_feature_head.load_state_dict(model.vision_model.head.state_dict())
         model.boxtext_head.load_state_dict(model.text_model.head.state_dict())
-    model.save_pretrained(out_dir)
     source = Path(tokenizer_dir) if tokenizer_dir else (Path(extra["source_checkpoint"])
                                                         if extra.get("source_checkpoint") else None)
-    copied = [n for n in TOKENIZER_FILES if source and (source / n).is_file()]
-    for name in copied:
+    found = [n for n in TOKENIZER_FILES if source and (source / n).is_file()]
+    if not found:
+        where = (f"--tokenizer {source}" if tokenizer_dir else
+                 f"{source}, the folder the run started from (moved or deleted?)" if source else
+                 "the checkpoint (it names no folder the run started from)")
+        raise FileNotFoundError(f"{checkpoint}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}) in "
+                                f"{where}; pass --tokenizer DIR with the run's tokenizer")
+    model.save_pretrained(out_dir)
+    for name in found:
         shutil.copy2(source / name, out_dir / name)
-    if not copied:
-        print(f"note: no tokenizer files copied to {out_dir} (pass --tokenizer DIR)")
     return out_dir
