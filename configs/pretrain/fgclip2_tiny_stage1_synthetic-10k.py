@@ -1,7 +1,7 @@
 # Stage 1 of the tiny FG-CLIP 2 on a larger synthetic world (10,000 images, seed 2; 8,000 in its
 # train split) for 1,500 iterations, about 8 min on 2 CPU cores. With the 2,000-image world the
-# tiny model learns colours and patterns but not shapes; with five times the images it learns
-# shapes too (README, "Learning evidence"). Prepare and run:
+# tiny model learns colours and patterns but not shapes; with five times the images and longer runs
+# its stage 2 learns shapes too (README, "Learning evidence"). Prepare and run:
 #   python tools/make_synthetic_world.py work_dirs/pretrain_world --images 10000 --seed 2
 #   python tools/make_tiny_checkpoint.py work_dirs/tiny-fgclip2 --seed 0
 #   python tools/train.py configs/pretrain/fgclip2_tiny_stage1_synthetic-10k.py
