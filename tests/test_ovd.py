@@ -389,11 +389,10 @@ def test_synthetic_prompts_follow_the_world_vocabulary():
 
     expected = [ObjectSpec("star", s, c, p).describe("en").removesuffix(" star") + " {}"
                 for s in SIZES for p in PATTERNS for c in COLOURS]
-    for config in (ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic-10k.py",
-                   ROOT / "configs" / "boxclass" / "fgclip2-tiny_boxclass_synthetic-prompts.py"):
-        cfg = Config.fromfile(str(config))
-        assert cfg.model.text_classifier.templates_en == expected, config.name
+    boxclass = Config.fromfile(str(ROOT / "configs" / "boxclass" / "fgclip2-tiny_boxclass_synthetic-prompts.py"))
     cfg = Config.fromfile(str(ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic-10k.py"))
+    assert boxclass.model.text_classifier.templates_en == expected
+    assert cfg.model.text_classifier.templates_en == expected
     assert cfg.model.backbone.checkpoint == "work_dirs/tiny-10k-stage2"
     base = Config.fromfile(str(SYNTHETIC))
     assert cfg.model.roi_head == base.model.roi_head and cfg.train_dataloader == base.train_dataloader
