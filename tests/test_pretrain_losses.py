@@ -424,6 +424,12 @@ def _dist_worker(rank, port, out_dir):
             losses.append(loss.item())
             taus.append(cmr.threshold.item())
         res["cmr"] = dict(taus=taus, losses=losses)
+        try:  # a broken equal-size contract: rank 0 holds 3 pairs, rank 1 holds 2
+            n = 3 - rank
+            SigmoidContrastiveLoss("reduce")(img[:n], txt[:n], scale, bias)
+            res["mismatch"] = None
+        except RuntimeError as e:
+            res["mismatch"] = str(e)
         torch.save(res, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -453,6 +459,13 @@ def dist_results(tmp_path_factory):
         pytest.fail("distributed loss workers did not finish within 120 s (deadlock?)")
     assert [p.exitcode for p in procs] == [0] * WORLD
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+@pytest.mark.slow
+def test_dist_sigmoid_unequal_batches_raise_on_every_rank(dist_results):
+    """One small collective checks the sizes first: every rank raises, naming all sizes, no hang."""
+    for r in dist_results:
+        assert r["mismatch"] is not None and "rank 0: 3, rank 1: 2" in r["mismatch"]
 
 
 @pytest.mark.slow

@@ -33,10 +33,11 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
                          "(start with tools/dist_train.sh CONFIG NPROC)")
     if not dist.is_initialized():
         dist.init_process_group("gloo", timeout=datetime.timedelta(minutes=30))
-    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
-    wrapper.setdefault("type", "MMDistributedDataParallel")
-    wrapper["device_ids"] = None  # a CPU module: DDP must not be given a GPU index
-    cfg.model_wrapper_cfg = wrapper
+    if "runner_type" not in cfg:  # FlexibleRunner reads no model_wrapper_cfg: its strategy places the model
+        wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+        wrapper.setdefault("type", "MMDistributedDataParallel")
+        wrapper["device_ids"] = None  # a CPU module: DDP must not be given a GPU index
+        cfg.model_wrapper_cfg = wrapper
     cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
 
 

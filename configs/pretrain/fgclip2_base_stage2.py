@@ -23,7 +23,8 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='LanguageGroupedBatchSampler', drop_last=True),  # --cn_and_en_2_train
+    # --cn_and_en_2_train: every global batch (all ranks together) holds one language
+    batch_sampler=dict(type='GlobalLanguageBatchSampler', drop_last=True),
     collate_fn=dict(type='naflex_pretrain_collate', tokenizer=init_checkpoint, max_num_patches=1024,
                     num_negatives=num_negatives),
     dataset=dict(
@@ -65,5 +66,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)
+# saves the sampler's layout in checkpoints; --resume continues mid-epoch with the unseen samples
+custom_hooks = [dict(type='ResumeLanguageBatchesHook')]
 # Steps without regions on one rank leave region parameters without gradients there.
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

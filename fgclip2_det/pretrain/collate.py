@@ -36,11 +36,12 @@ def _pixel_boxes(boxes, size) -> torch.Tensor:
 @FUNCTIONS.register_module()
 def naflex_pretrain_collate(batch: list, tokenizer: str, max_num_patches: int = 1024, num_negatives: int = 10,
                             patch_size: int = 16) -> dict:
-    """``batch``: dataset items (None = skipped image). Returns the model's keyword inputs;
-    ``hard_texts`` is (H, 1 + num_negatives, 64), positive first (the dataset's ``num_negatives``)."""
-    items = [b for b in batch if b is not None]
-    if not items:
-        raise RuntimeError(f"every image of a batch of {len(batch)} was unreadable; see the warnings above")
+    """``batch``: dataset items. Returns the model's keyword inputs; ``hard_texts`` is
+    (H, 1 + num_negatives, 64), positive first (the dataset's ``num_negatives``)."""
+    if not batch or any(b is None for b in batch):
+        raise ValueError(f"a pretraining batch needs one item per sample (got {len(batch)} with "
+                         f"{sum(b is None for b in batch)} None); the dataset replaces bad samples instead")
+    items = batch
     tok = _tokenizer(tokenizer)
     budget = batch_budget([it["image"] for it in items], max_num_patches, patch_size)
     processed = FGCLIP2ImageProcessor(budget, patch_size)([it["image"] for it in items])
@@ -59,6 +60,6 @@ def naflex_pretrain_collate(batch: list, tokenizer: str, max_num_patches: int = 
         "region_boxes": [_pixel_boxes([b for b, _ in it["regions"]], size) for it, size in zip(items, processed.sizes)],
         "hard_texts": hard_texts.reshape(len(hard), 1 + num_negatives, tok.lengths["box"]),
         "hard_boxes": [_pixel_boxes([b for b, _ in it["hard"]], size) for it, size in zip(items, processed.sizes)],
-        "stats": {"skipped_images": len(batch) - len(items),
+        "stats": {"replaced_samples": sum(it.get("replaced", 0) for it in items),
                   "hard_dropped": sum(it["hard_dropped"] for it in items), "token_budget": budget},
     }

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModel
@@ -68,6 +69,8 @@ class FGCLIP2Pretrainer(BaseModel):
         amp_dtype: e.g. "bfloat16": autocast the forward (works on CPU and GPU).
     """
 
+    SUMMED_STATS = ("replaced_samples", "hard_dropped", "nonfinite_ranks")
+
     def __init__(self, checkpoint=None, preset=None, config_overrides=None, stage=2, loss_weights=None,
                  sigmoid_mode="reduce", fine_grained_scale=math.log(100), hard_negative_scale=math.log(100),
                  tic_threshold=0.95, tic_topk=10, copy_dense_head=False, frozen=(), grad_checkpointing=False,
@@ -92,6 +95,8 @@ class FGCLIP2Pretrainer(BaseModel):
         self.fgt_loss = HardNegativeLoss()
         self.hc_loss = BatchHardContrastiveLoss()
         self.cmr_loss = CrossModalRankLoss()
+        # bad samples replaced so far on all ranks; a buffer, so it survives --resume
+        self.register_buffer("replaced_samples_total", torch.zeros((), dtype=torch.long))
         self.amp_dtype = getattr(torch, amp_dtype) if isinstance(amp_dtype, str) else amp_dtype
         self.fgclip.vision_model.encoder.grad_checkpointing = grad_checkpointing
         self.fgclip.text_model.encoder.grad_checkpointing = grad_checkpointing
@@ -132,14 +137,32 @@ class FGCLIP2Pretrainer(BaseModel):
             terms = self._loss_terms(images, text_long, text_short, region_texts, region_boxes,
                                      hard_texts, hard_boxes)
         bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
-        if bad:
+        diagnostics = self._data_counts({**(stats or {}), "nonfinite_ranks": float(bool(bad))})
+        nonfinite_ranks = int(diagnostics.pop("nonfinite_ranks"))
+        if nonfinite_ranks:  # summed over ranks: every rank stops together, none waits in a collective
+            where = (f"term(s) {bad} ({ {k: float(terms[k]) for k in bad} })" if bad else
+                     f"term(s) on {nonfinite_ranks} other rank(s)")
             raise FloatingPointError(
-                f"non-finite pretraining loss term(s) {bad} ({ {k: float(terms[k]) for k in bad} }); training "
-                "stops here so no checkpoint is written from a diverged model (the last saved one is intact). "
-                "Lower the learning rate, enable gradient clipping or check the data of this step.")
-        diagnostics = {k: torch.tensor(float(v)) for k, v in (stats or {}).items()}  # logged, not optimised
+                f"non-finite pretraining loss {where}; training stops here so no checkpoint is written from a "
+                "diverged model (the last saved one is intact). Lower the learning rate, enable gradient clipping "
+                "or check the data of this step.")
         diagnostics["cmr_threshold"] = self.cmr_loss.threshold.detach().clone()
         return weighted_losses({k: v.float() for k, v in terms.items()}, self.loss_weights, diagnostics)
+
+    @torch.no_grad()
+    def _data_counts(self, stats: dict) -> dict:
+        """The collate's per-batch counts summed over ranks (MMEngine logs rank 0's values only),
+        plus the running total of replaced samples."""
+        out = {k: torch.tensor(float(v)) for k, v in stats.items() if k not in self.SUMMED_STATS}
+        counts = torch.tensor([float(stats.get(k, 0)) for k in self.SUMMED_STATS],
+                              device=self.replaced_samples_total.device)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(counts)
+        out.update({k: v.cpu() for k, v in zip(self.SUMMED_STATS, counts)})
+        if self.training:
+            self.replaced_samples_total += int(counts[0])
+        out["replaced_samples_total"] = self.replaced_samples_total.detach().float().cpu()
+        return out
 
     def _loss_terms(self, images, text_long, text_short, region_texts, region_boxes, hard_texts, hard_boxes):
         fg = self.fgclip

@@ -12,10 +12,11 @@ local images and gradients flow back to the rank that owns them.
   (B, W·B) logit matrix with the positives on the local block's diagonal.
 
 World size comes from the process group (the official code reads it from a CLI flag, §8.2).
-Contract: all ranks have the same local batch size B (both collectives need it; MMEngine's
-``DefaultSampler`` pads so every rank gets the same number of samples); then the mean over ranks of
-the per-rank losses equals the single-process loss on the concatenated global batch, and with
-DDP's gradient averaging (÷W) the gradients match too.
+Contract: all ranks have the same local batch size B (both collectives need it; the pretraining
+sampler and dataset guarantee it). One small ``all_gather`` of the sizes runs first, so a broken
+contract raises on every rank, naming each rank's size, instead of hanging or failing inside the
+big collectives. Then the mean over ranks of the per-rank losses equals the single-process loss on
+the concatenated global batch, and with DDP's gradient averaging (÷W) the gradients match too.
 """
 from __future__ import annotations
 
@@ -40,6 +41,18 @@ def sigmoid_pair_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, scale: to
         labels = labels + 2 * torch.eye(logits.shape[0], logits.shape[1], dtype=logits.dtype,
                                         device=logits.device)
     return -F.logsigmoid(labels * logits).sum() / image_emb.shape[0]
+
+
+def check_equal_batch_sizes(size: int, world: int, group, device=None) -> None:
+    """Raises on every rank when the ranks' local batch sizes differ (one tiny collective; the
+    tensors live on ``device`` because NCCL needs them on the GPU)."""
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([size], dtype=torch.long, device=device), group=group)
+    sizes = [int(s) for s in sizes]
+    if len(set(sizes)) > 1:
+        raise RuntimeError("the global sigmoid loss needs the same local batch size on every rank, got "
+                           + ", ".join(f"rank {r}: {b}" for r, b in enumerate(sizes))
+                           + " (use GlobalLanguageBatchSampler and a dataset that replaces bad samples)")
 
 
 class SigmoidContrastiveLoss(nn.Module):
@@ -67,6 +80,7 @@ class SigmoidContrastiveLoss(nn.Module):
                 return graph_zero(image_emb, text_emb, logit_scale, logit_bias)
             return sigmoid_pair_loss(image_emb, text_emb, scale, logit_bias, True)
         group = self.group if self.group is not None else dist.group.WORLD
+        check_equal_batch_sizes(image_emb.shape[0], world, group, image_emb.device)
         if self.mode == "gather":
             texts = torch.cat(dist_fn.all_gather(text_emb, group=group), dim=0)
             b = image_emb.shape[0]
