@@ -304,3 +304,21 @@ def test_two_nodes_one_process_each(world, tiny_dir, tmp_path):
     assert node0[0]["short"] != node1[0]["short"], "each node trains on its own slice of the global batch"
     assert (tmp_path / "node0" / "iter_3.pth").is_file(), "global rank 0 (node 0) writes the checkpoint"
     assert not (tmp_path / "node1" / "iter_3.pth").exists()
+
+
+def test_slurm_train_builds_the_srun_command(tmp_path):
+    """tools/slurm_train.sh hands srun MMDetection's layout (one task per GPU, --launcher slurm);
+    a stand-in srun on PATH records what it was given (no Slurm cluster here)."""
+    fake = tmp_path / "srun"
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$SRUN_ARGS_OUT"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SRUN_ARGS_OUT": str(tmp_path / "args"),
+           "GPUS": "16", "GPUS_PER_NODE": "8", "SRUN_ARGS": "--qos=high"}
+    proc = subprocess.run(["bash", "tools/slurm_train.sh", "gpu", "s2", "configs/pretrain/fgclip2_base_stage2.py",
+                           "work_dirs/s2", "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    args = (tmp_path / "args").read_text().split("\n")
+    for expected in ("-p", "gpu", "--job-name=s2", "--gres=gpu:8", "--ntasks=16", "--ntasks-per-node=8",
+                     "--kill-on-bad-exit=1", "--qos=high", "tools/train.py", "configs/pretrain/fgclip2_base_stage2.py",
+                     "--work-dir=work_dirs/s2", "--launcher", "slurm", "--resume"):
+        assert expected in args, (expected, args)

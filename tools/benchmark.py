@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [ovseg] [--out work_dirs/bench]
+    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [ovseg]
+                              [pretrain_memory] [pretrain_dist] [--out work_dirs/bench]
                               [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
@@ -597,10 +598,296 @@ def ovseg_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- pretrain memory
+# Runs in a fresh interpreter per layout, so one layout's memory cannot leak into the other's figure.
+_MEMORY_PROBE = r'''
+import hashlib, json, random, resource, sys, time
+root, layout, spec, n_reads = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, root)
+import psutil
+proc = psutil.Process()
+
+def mem():
+    out = {"rss": proc.memory_info().rss}
+    try:
+        full = proc.memory_full_info()
+        out.update(uss=full.uss, pss=getattr(full, "pss", None))
+    except (psutil.AccessDenied, AttributeError, NotImplementedError):
+        pass
+    return out
+
+def peak_rss():
+    # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak over the exec
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+from fgclip2_det.pretrain import FineHARDDataset, FineHARDShardDataset
+imported = mem()
+t0 = time.perf_counter()
+ds = FineHARDDataset(**spec) if layout == "json" else FineHARDShardDataset(**spec)
+build_s = time.perf_counter() - t0
+built = mem()
+rng = random.Random(0)
+indices = [rng.randrange(len(ds)) for _ in range(n_reads)]
+digest = hashlib.sha256()
+t0 = time.perf_counter()
+for i in indices:
+    item = ds[i]
+    digest.update(json.dumps([item["long"], item["short"], item["regions"], item["hard"]],
+                             ensure_ascii=False).encode())
+    digest.update(item["image"].tobytes())
+read_s = time.perf_counter() - t0
+print(json.dumps({"samples": len(ds), "build_s": build_s, "read_s": read_s, "imported": imported, "built": built,
+                  "after_reads": mem(), "peak_rss": peak_rss(),
+                  "items_sha256": digest.hexdigest()}))
+'''
+
+_EN_WORDS = ("red", "small", "wooden", "chair", "next", "to", "a", "window", "with", "light", "falling", "on", "the",
+             "floor", "and", "old", "brown", "dog", "sleeping", "under", "table", "near", "green", "plant")
+_ZH_WORDS = ("红色", "小", "木制", "椅子", "旁边", "一扇", "窗户", "光线", "照在", "地板", "上", "和", "一只", "老",
+             "棕色", "狗", "睡在", "桌子", "下面", "绿色", "植物")
+
+
+def _memory_records(folder: Path, n: int, num_images: int = 8, per_file: int = 100_000) -> dict:
+    """``n`` small FineHARD records (half English, half Chinese) in JSONL parts over a few 32x32 PNGs:
+    ~400-character long caption, a short caption, 2 regions (short/long expressions), 10 hard
+    negatives on the first. Every text carries the record number, so no two records share strings."""
+    import numpy as np
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[0:32, 0:32]
+    for k in range(num_images):  # smooth gradients: a few hundred bytes as PNG, and every record embeds one
+        pixels = np.stack([xx * 8, yy * 8, np.full_like(xx, 30 * k)], -1).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / "images" / f"im{k}.png")
+    bodies = {}
+    for lang, words, sep, size in (("en", _EN_WORDS, " ", 70), ("zh", _ZH_WORDS, "", 130)):
+        bodies[lang] = [sep.join(words[(b * 7 + k * 3 + k * k) % len(words)] for k in range(size)) for b in range(97)]
+    sizes = {"en": n - n // 2, "zh": n // 2}
+    for lang, count in sizes.items():
+        out = folder / "ann" / lang
+        out.mkdir(parents=True)
+        body = bodies[lang]
+        for part, start in enumerate(range(0, count, per_file)):
+            lines = []
+            for i in range(start, min(start + per_file, count)):
+                b = body[i % 97]
+                x = (i % 40) / 100
+                negs = {str(k): f"{b[k * 3:k * 3 + 20]} #{i}.{k}" for k in range(10)}
+                item = {"f_path": f"images/im{i % num_images}.png", "caption": f"{b} #{i}",
+                        "short_caption": f"{b[:50]} #{i}",
+                        "bbox_info": [{"bbox": [x, 0.1, x + 0.5, 0.8], "short_expr": f"{b[:24]} #{i}",
+                                       "long_expr": f"{b[:100]} #{i}", "flag_short_neg": 1, "short_expr_negs": negs},
+                                      {"bbox": [0.05, x, 0.4, x + 0.5], "short_expr": f"{b[30:54]} #{i}",
+                                       "long_expr": f"{b[30:130]} #{i}", "flag_short_neg": 0}]}
+                if lang == "zh":
+                    item["is_cn"] = True
+                lines.append(json.dumps(item, ensure_ascii=False))
+            (out / f"part-{part:04d}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return sizes
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench_pretrain_memory(args) -> dict:
+    """Resident memory of one dataloader worker's dataset at ``--memory-records`` FineHARD records:
+    the JSON layout (every annotation parsed into Python objects, which each forked worker ends up
+    copying) against the indexed tar shards (memory-mapped index, shards read by seeking). Each
+    layout is built in a fresh interpreter that then reads the same 1,000 random items."""
+    import subprocess
+    import tempfile
+
+    from fgclip2_det.pretrain.shards import write_shards
+
+    root = Path(__file__).resolve().parents[1]
+    n, n_reads = args.memory_records, 1000
+    res = {"records": n, "reads": n_reads}
+    with tempfile.TemporaryDirectory(prefix="pretrain-memory-") as tmp:
+        tmp = Path(tmp)
+        print(f"[pretrain_memory] writing {n:,} FineHARD records ...", flush=True)
+        res["write_s"], res["counts"] = timed(lambda: _memory_records(tmp, n))
+        res["annotation_mib"] = _folder_bytes(tmp / "ann") / 2 ** 20
+        print(f"[pretrain_memory] {res['annotation_mib']:.0f} MiB of JSONL in {res['write_s']:.0f}s; converting to "
+              "shards ...", flush=True)
+        res["convert_s"], summary = timed(lambda: write_shards("ann/en", "", tmp / "shards", zh_ann_file="ann/zh",
+                                                               data_root=str(tmp), samples_per_shard=10000))
+        res["shard_files"], res["shard_mib"] = summary["shards"], _folder_bytes(tmp / "shards") / 2 ** 20
+        print(f"[pretrain_memory] {summary['shards']} shards, {res['shard_mib']:.0f} MiB in {res['convert_s']:.0f}s",
+              flush=True)
+        specs = {"json": dict(ann_file="ann/en", zh_ann_file="ann/zh", image_root="", data_root=str(tmp),
+                              region_caption="short"),
+                 "shards": dict(shard_root=str(tmp / "shards"), region_caption="short")}
+        for layout, spec in specs.items():
+            print(f"[pretrain_memory] {layout}: building + reading {n_reads} items in a fresh process ...", flush=True)
+            proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(root), layout, json.dumps(spec),
+                                   str(n_reads)], capture_output=True, text=True, timeout=3600)
+            if proc.returncode:
+                raise RuntimeError(f"{layout} memory probe failed:\n{proc.stderr[-3000:]}")
+            probe = json.loads(proc.stdout.strip().splitlines()[-1])
+            mib = {k: (v / 2 ** 20 if v is not None else None) for k, v in probe["after_reads"].items()}
+            res[layout] = {"build_s": probe["build_s"], "read_s": probe["read_s"], "samples": probe["samples"],
+                           "rss_mib": mib["rss"], "uss_mib": mib.get("uss"), "pss_mib": mib.get("pss"),
+                           "imports_rss_mib": probe["imported"]["rss"] / 2 ** 20,
+                           "dataset_mib": (probe["after_reads"]["rss"] - probe["imported"]["rss"]) / 2 ** 20,
+                           "peak_rss_mib": probe["peak_rss"] / 2 ** 20, "items_sha256": probe["items_sha256"]}
+            print(f"[pretrain_memory] {layout}: RSS {mib['rss']:.0f} MiB ({res[layout]['dataset_mib']:.0f} MiB over "
+                  f"imports), built in {probe['build_s']:.1f}s", flush=True)
+    js, sh = res["json"], res["shards"]
+    res["same_items"] = js["items_sha256"] == sh["items_sha256"] and js["samples"] == sh["samples"]
+    res["rss_ratio"] = js["rss_mib"] / sh["rss_mib"]
+    res["dataset_ratio"] = js["dataset_mib"] / max(sh["dataset_mib"], 1.0)
+    print(f"[pretrain_memory] per worker: JSON {js['rss_mib']:.0f} MiB vs shards {sh['rss_mib']:.0f} MiB RSS "
+          f"({res['rss_ratio']:.1f}x); dataset alone {js['dataset_mib']:.0f} vs {sh['dataset_mib']:.0f} MiB; "
+          f"same items: {res['same_items']}", flush=True)
+    return res
+
+
+def pretrain_memory_markdown(res: dict) -> str:
+    def f(v):
+        return "n/a" if v is None else f"{v:.0f}"
+
+    lines = [f"### pretraining data memory per worker ({res['records']:,} FineHARD records, "
+             f"{res['reads']} random items read)", "",
+             "| layout | build s | read s | RSS MiB | USS MiB | PSS MiB | RSS over imports MiB | peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for layout, name in (("json", "JSON (FineHARDDataset)"), ("shards", "tar shards (FineHARDShardDataset)")):
+        r = res[layout]
+        lines.append(f"| {name} | {r['build_s']:.1f} | {r['read_s']:.1f} | {f(r['rss_mib'])} | {f(r['uss_mib'])} | "
+                     f"{f(r['pss_mib'])} | {f(r['dataset_mib'])} | {f(r['peak_rss_mib'])} |")
+    lines += ["", f"JSON / shards: {res['rss_ratio']:.1f}x RSS, {res['dataset_ratio']:.0f}x the dataset's own memory; "
+                  f"same items from both: {'yes' if res['same_items'] else 'NO'}. On disk: {res['annotation_mib']:.0f} "
+                  f"MiB JSONL -> {res['shard_mib']:.0f} MiB in {res['shard_files']} shards (images embedded), "
+                  f"converted in {res['convert_s']:.0f} s."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- pretrain_dist
+def _dist_pretrain_worker(rank: int, world: int, port: int, mode: str, checkpoint: str, data_root: str,
+                          batch: int, steps: int, out: str) -> None:
+    """One rank of the distributed stage-2 benchmark: ``batch`` samples of its own, ``steps`` timed
+    training steps (forward, backward, AdamW) after one warm-up step."""
+    import datetime
+
+    import psutil
+    import torch.distributed as dist
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the same cores in every mode
+    if world > 1:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                                timeout=datetime.timedelta(seconds=600))
+    from fgclip2_det.pretrain import FGCLIP2Pretrainer, FineHARDDataset, naflex_pretrain_collate
+    from fgclip2_det.pretrain.fsdp2 import shard_fgclip2, sync_replicated_grads
+
+    ds = FineHARDDataset("pretrain/en.json", data_root=data_root, region_caption="short")
+    data = naflex_pretrain_collate([ds[rank * batch + i] for i in range(batch)], tokenizer=checkpoint,
+                                   max_num_patches=256)
+    proc = psutil.Process()
+    baseline = proc.memory_info().rss  # imports and data: the same in every mode
+    with PeakRSS() as mem:
+        model = FGCLIP2Pretrainer(checkpoint=checkpoint, stage=2)
+        if mode == "ddp":
+            forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=None, find_unused_parameters=True)
+        elif mode == "fsdp2":
+            forward = shard_fgclip2(model)
+        else:
+            forward = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        optim = torch.optim.AdamW(params, lr=1e-5)
+
+        def step():
+            optim.zero_grad()
+            sum(v for k, v in forward(**data).items() if k.startswith("loss")).backward()
+            if mode == "fsdp2":
+                sync_replicated_grads(params)
+            optim.step()
+
+        step()
+        times = [timed(step)[0] for _ in range(steps)]
+    local_params = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in model.parameters())
+    result = {"step_s": statistics.median(times), "peak_mib": (mem.peak - baseline) / 2 ** 20,
+              "params_held": local_params}
+    Path(out, f"{mode}_rank{rank}.json").write_text(json.dumps(result))
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def _run_dist_mode(mode: str, world: int, checkpoint, data_root, batch: int, steps: int, out: Path) -> dict:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_dist_pretrain_worker,
+                         args=(r, world, port, mode, str(checkpoint), str(data_root), batch, steps, str(out)))
+             for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=1800)
+    if any(p.is_alive() or p.exitcode != 0 for p in procs):
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"pretrain_dist: mode {mode} failed or hung (exit codes {[p.exitcode for p in procs]})")
+    ranks = [json.loads((out / f"{mode}_rank{r}.json").read_text()) for r in range(world)]
+    step_s = max(r["step_s"] for r in ranks)  # a step ends when the slowest rank ends it
+    return {"mode": mode, "processes": world, "batch_per_rank": batch, "step_s": step_s,
+            "samples_per_s": world * batch / step_s, "peak_mib_per_rank": max(r["peak_mib"] for r in ranks),
+            "params_held_per_rank": max(r["params_held"] for r in ranks)}
+
+
+def bench_pretrain_dist(args) -> dict:
+    """Stage-2 steps on one process against two (DDP and FSDP2, gloo) on the same CPU cores: samples/s
+    and peak memory per rank (above the level after imports and data), per model preset."""
+    import tempfile
+
+    from fgclip2_det.datasets.synthetic import generate_world
+    from fgclip2_det.model.tiny import make_tiny_checkpoint
+
+    res = {"presets": {}, "gpu": "not measured: no GPU in this session"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        batch = args.dist_batch
+        world_dir = generate_world(tmp / "world", max(40, 4 * batch), seed=0, workers=os.cpu_count())
+        for preset in args.dist_presets.split(","):
+            checkpoint = make_tiny_checkpoint(tmp / preset, seed=0, preset=preset)
+            rows = [_run_dist_mode(mode, world, checkpoint, world_dir, batch, args.repeats, tmp)
+                    for mode, world in (("single", 1), ("ddp", 2), ("fsdp2", 2))]
+            res["presets"][preset] = rows
+            for r in rows:
+                print(f"[pretrain_dist] {preset} {r['mode']}: {r['samples_per_s']:.2f} samples/s, "
+                      f"{r['peak_mib_per_rank']:.0f} MiB per rank", flush=True)
+    res["threads_total"] = os.cpu_count()
+    return res
+
+
+def pretrain_dist_markdown(res: dict) -> str:
+    lines = [f"### distributed stage 2 on CPU ({res['threads_total']} cores shared by all ranks, gloo)", "",
+             "| preset | mode | processes | batch per rank | s/step | samples/s | vs 1 process | peak MiB per rank | "
+             "parameters held per rank |", "|---|---|---|---|---|---|---|---|---|"]
+    for preset, rows in res["presets"].items():
+        single = rows[0]["samples_per_s"]
+        for r in rows:
+            lines.append(f"| {preset} | {r['mode']} | {r['processes']} | {r['batch_per_rank']} | {r['step_s']:.2f} | "
+                         f"{r['samples_per_s']:.2f} | {r['samples_per_s'] / single:.2f}x | "
+                         f"{r['peak_mib_per_rank']:.0f} | {r['params_held_per_rank']:,} |")
+    lines += ["", f"GPU (base preset, bf16, images/s per GPU): {res['gpu']}."]
+    return "\n".join(lines)
+
+
 BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
               "pretrain": (bench_pretrain, pretrain_markdown), "boxclass": (bench_boxclass, boxclass_markdown),
               "text_cache": (bench_text_cache, text_cache_markdown), "ovd": (bench_ovd, ovd_markdown),
-              "ovseg": (bench_ovseg, ovseg_markdown)}
+              "ovseg": (bench_ovseg, ovseg_markdown),
+              "pretrain_memory": (bench_pretrain_memory, pretrain_memory_markdown),
+              "pretrain_dist": (bench_pretrain_dist, pretrain_dist_markdown)}
 
 
 def main(argv=None) -> int:
@@ -625,6 +912,11 @@ def main(argv=None) -> int:
     parser.add_argument("--ovseg-preset", default="base", help="ovseg: model preset")
     parser.add_argument("--ovseg-sizes", default="320,640", help="ovseg: image sides in pixels")
     parser.add_argument("--ovseg-classes", default="20,59,150,847", help="ovseg: vocabulary sizes")
+    parser.add_argument("--dist-presets", default="tiny,base",
+                        help="pretrain_dist: model presets (comma-separated; 'base' uses a small tokenizer)")
+    parser.add_argument("--dist-batch", type=int, default=4, help="pretrain_dist: samples per rank")
+    parser.add_argument("--memory-records", type=int, default=1_000_000,
+                        help="pretrain_memory: FineHARD records written, converted to shards and loaded")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

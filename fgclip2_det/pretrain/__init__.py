@@ -4,6 +4,7 @@ from .dataset import FineHARDDataset
 from .fsdp2 import FSDP2Strategy
 from .model import FGCLIP2Pretrainer, build_fgclip2
 from .sampler import GlobalLanguageBatchSampler, ResumeLanguageBatchesHook
+from .shards import FineHARDShardDataset
 
-__all__ = ["FineHARDDataset", "FSDP2Strategy", "FGCLIP2Pretrainer", "GlobalLanguageBatchSampler", "ResumeLanguageBatchesHook", "build_fgclip2",
+__all__ = ["FineHARDDataset", "FSDP2Strategy", "FineHARDShardDataset", "FGCLIP2Pretrainer", "GlobalLanguageBatchSampler", "ResumeLanguageBatchesHook", "build_fgclip2",
            "naflex_pretrain_collate"]

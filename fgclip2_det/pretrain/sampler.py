@@ -81,6 +81,8 @@ class GlobalLanguageBatchSampler(BatchSampler):
         batches = []
         for lang, n_batches in self.batches_per_language.items():
             indices = np.flatnonzero(self.language_ids == lang)
+            if len(self.language_ids) < 2 ** 32:  # 4 bytes per sample per rank, not 8: web-scale epochs
+                indices = indices.astype(np.uint32)
             if self.shuffle:
                 indices = rng.permutation(indices)
             if n_batches * self.global_batch_size > len(indices):  # drop_last=False: wrap around
