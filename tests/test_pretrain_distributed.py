@@ -322,3 +322,50 @@ def test_slurm_train_builds_the_srun_command(tmp_path):
                      "--kill-on-bad-exit=1", "--qos=high", "tools/train.py", "configs/pretrain/fgclip2_base_stage2.py",
                      "--work-dir=work_dirs/s2", "--launcher", "slurm", "--resume"):
         assert expected in args, (expected, args)
+
+
+def _nan_worker(rank, port, world, tiny_dir, out):
+    import datetime
+
+    import torch.distributed as dist
+
+    from fgclip2_det.pretrain import FGCLIP2Pretrainer, naflex_pretrain_collate
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        ds = language_dataset(world, region_caption="short")
+        batch = naflex_pretrain_collate([ds[2 * rank], ds[2 * rank + 1]], tokenizer=tiny_dir)
+        model = FGCLIP2Pretrainer(checkpoint=tiny_dir)
+        if rank == 1:  # a local region term diverges on one rank only
+            with torch.no_grad():
+                model.logit_scale_finegrained.fill_(float("nan"))
+        try:
+            model(**batch)
+            message = None
+        except FloatingPointError as e:
+            message = str(e)
+        Path(out, f"rank{rank}.txt").write_text(repr(message))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_nonfinite_loss_on_one_rank_stops_every_rank(world, tiny_dir, tmp_path):
+    import torch.multiprocessing as mp
+
+    ctx, port = mp.get_context("spawn"), free_port()
+    procs = [ctx.Process(target=_nan_worker, args=(r, port, str(world), str(tiny_dir), str(tmp_path))) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive and [p.exitcode for p in procs] == [0, 0], "a rank hung or crashed"
+    rank0, rank1 = ((tmp_path / f"rank{r}.txt").read_text() for r in (0, 1))
+    assert "non-finite pretraining loss term(s) on 1 other rank(s)" in rank0
+    assert "non-finite pretraining loss term(s) ['fgv'" in rank1

@@ -808,9 +808,15 @@ def _dist_pretrain_worker(rank: int, world: int, port: int, mode: str, checkpoin
 
         step()
         times = [timed(step)[0] for _ in range(steps)]
+    def local_bytes(t):
+        return (t.to_local() if hasattr(t, "to_local") else t).nbytes if t is not None else 0
+
+    # what sharding divides: the parameters, gradients and AdamW moments this rank keeps between steps
+    state_bytes = sum(local_bytes(p) + local_bytes(p.grad) for p in model.parameters())
+    state_bytes += sum(local_bytes(v) for st in optim.state.values() for v in st.values() if torch.is_tensor(v))
     local_params = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in model.parameters())
     result = {"step_s": statistics.median(times), "peak_mib": (mem.peak - baseline) / 2 ** 20,
-              "params_held": local_params}
+              "params_held": local_params, "state_mib": state_bytes / 2 ** 20}
     Path(out, f"{mode}_rank{rank}.json").write_text(json.dumps(result))
     if world > 1:
         dist.destroy_process_group()
@@ -840,12 +846,15 @@ def _run_dist_mode(mode: str, world: int, checkpoint, data_root, batch: int, ste
     step_s = max(r["step_s"] for r in ranks)  # a step ends when the slowest rank ends it
     return {"mode": mode, "processes": world, "batch_per_rank": batch, "step_s": step_s,
             "samples_per_s": world * batch / step_s, "peak_mib_per_rank": max(r["peak_mib"] for r in ranks),
-            "params_held_per_rank": max(r["params_held"] for r in ranks)}
+            "params_held_per_rank": max(r["params_held"] for r in ranks),
+            "state_mib_per_rank": max(r["state_mib"] for r in ranks)}
 
 
 def bench_pretrain_dist(args) -> dict:
-    """Stage-2 steps on one process against two (DDP and FSDP2, gloo) on the same CPU cores: samples/s
-    and peak memory per rank (above the level after imports and data), per model preset."""
+    """Stage-2 steps on one process against two (DDP and FSDP2, gloo) on the same CPU cores: samples/s,
+    peak resident memory per rank (above the level after imports and data; the allocator reuses freed
+    memory, so activations dominate it) and the bytes of weights, gradients and AdamW moments each rank
+    keeps (what FSDP2 divides by the world size), per model preset."""
     import tempfile
 
     from fgclip2_det.datasets.synthetic import generate_world
@@ -871,13 +880,13 @@ def bench_pretrain_dist(args) -> dict:
 def pretrain_dist_markdown(res: dict) -> str:
     lines = [f"### distributed stage 2 on CPU ({res['threads_total']} cores shared by all ranks, gloo)", "",
              "| preset | mode | processes | batch per rank | s/step | samples/s | vs 1 process | peak MiB per rank | "
-             "parameters held per rank |", "|---|---|---|---|---|---|---|---|---|"]
+             "parameters held per rank | weights + grads + AdamW MiB per rank |", "|---|---|---|---|---|---|---|---|---|---|"]
     for preset, rows in res["presets"].items():
         single = rows[0]["samples_per_s"]
         for r in rows:
             lines.append(f"| {preset} | {r['mode']} | {r['processes']} | {r['batch_per_rank']} | {r['step_s']:.2f} | "
                          f"{r['samples_per_s']:.2f} | {r['samples_per_s'] / single:.2f}x | "
-                         f"{r['peak_mib_per_rank']:.0f} | {r['params_held_per_rank']:,} |")
+                         f"{r['peak_mib_per_rank']:.0f} | {r['params_held_per_rank']:,} | {r['state_mib_per_rank']:.0f} |")
     lines += ["", f"GPU (base preset, bf16, images/s per GPU): {res['gpu']}."]
     return "\n".join(lines)
 
@@ -914,7 +923,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ovseg-classes", default="20,59,150,847", help="ovseg: vocabulary sizes")
     parser.add_argument("--dist-presets", default="tiny,base",
                         help="pretrain_dist: model presets (comma-separated; 'base' uses a small tokenizer)")
-    parser.add_argument("--dist-batch", type=int, default=4, help="pretrain_dist: samples per rank")
+    parser.add_argument("--dist-batch", type=int, default=2, help="pretrain_dist: samples per rank")
     parser.add_argument("--memory-records", type=int, default=1_000_000,
                         help="pretrain_memory: FineHARD records written, converted to shards and loaded")
     args = parser.parse_args(argv)
