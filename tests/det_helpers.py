@@ -95,8 +95,8 @@ def boxclass_cfg(tiny_dir: Path, data_root: Path, work_dir: Path, **overrides):
 
 
 def template_class_embeddings(model, tokenizer: FGCLIP2Tokenizer, classes: list[str]) -> torch.Tensor:
-    """Official COCO text side (spec §5.1 step 3), one class at a time: 80 templates, lower-cased,
-    box head, L2 each, mean, L2."""
+    """Official COCO text side (``zeroshot_classifier`` in fgclip2/eval/coco_box_ddp.py), one class at
+    a time: 80 templates, lower-cased, box head, L2 each, mean, L2."""
     rows = []
     with torch.no_grad():
         for name in classes:
@@ -108,8 +108,9 @@ def template_class_embeddings(model, tokenizer: FGCLIP2Tokenizer, classes: list[
 
 def official_box_scores(model, image_path: Path, xywh: list[float], class_embeds: torch.Tensor,
                         temperature: float = 100.0) -> torch.Tensor:
-    """Official per-box procedure (spec §5.1 step 4): process the full image, run the encoder, map
-    the pixel box to the grid by x / W * w, RoIAlign 1x1 aligned on the dense map, L2, softmax."""
+    """Official per-box procedure (fgclip2/eval/coco_box_ddp.py): process the full image, run the
+    encoder, map the pixel box to the grid by x / W * w, RoIAlign 1x1 aligned on the dense map, L2,
+    softmax."""
     from mmcv.ops import roi_align
 
     processed = FGCLIP2ImageProcessor()(str(image_path))

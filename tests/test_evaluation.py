@@ -1,4 +1,4 @@
-"""BoxClassMetric and FGOVDMetric on hand-made predictions (spec §5.1-5.4)."""
+"""BoxClassMetric and FGOVDMetric on hand-made predictions (official protocols, docs/official_code.md)."""
 from __future__ import annotations
 
 import math

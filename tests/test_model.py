@@ -152,8 +152,8 @@ def test_regions_are_roi_align_on_unnormalised_dense_map(tiny_model, make_images
 
 
 def test_mmcv_roi_align_noncontiguous_pitfall_is_pinned():
-    """DESIGN.md §1: mmcv's CPU roi_align misreads non-contiguous input. If this starts passing
-    with equal values, mmcv fixed it; our pool_regions must stay right either way."""
+    """mmcv's CPU roi_align (mmcv 2.1.0) misreads non-contiguous input. If this starts passing with
+    equal values, mmcv fixed it; our pool_regions must stay right either way."""
     from mmcv.ops import roi_align
 
     fmap = torch.randn(1, 10, 12, 8).permute(0, 3, 1, 2)  # (1, 8, 10, 12), non-contiguous

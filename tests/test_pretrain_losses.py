@@ -1,5 +1,6 @@
-"""Stage-2 pretraining losses (spec §2) against independent hand computations (explicit Python loops /
-hand-worked numbers), edge cases, gradients, and a 2-process gloo run for the distributed parts."""
+"""Stage-2 pretraining losses (official FG2, docs/official_code.md) against independent hand
+computations (explicit Python loops / hand-worked numbers), edge cases, gradients, and a 2-process
+gloo run for the distributed parts."""
 from __future__ import annotations
 
 import datetime

@@ -298,9 +298,9 @@ def _boxclass_inputs(boxes_per_image: int, budget: int | None, seed: int = 0):
 
 
 def per_box_reference(model, image: torch.Tensor, boxes: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """The official box evaluation (spec §5.1), box by box: the whole encoder on the whole processed
-    image (global head included, as the official forward computes it), RoIAlign 1x1 (aligned,
-    adaptive sampling) of the box mapped to the grid by x / W * w, L2, softmax(100 cos)."""
+    """The official box evaluation (fgclip2/eval/coco_box_ddp.py), box by box: the whole encoder on
+    the whole processed image (global head included, as the official forward computes it), RoIAlign
+    1x1 (aligned, adaptive sampling) of the box mapped to the grid by x / W * w, L2, softmax(100 cos)."""
     import torch.nn.functional as F
     from mmcv.ops import roi_align
 

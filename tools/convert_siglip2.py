@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Turns a SigLIP 2 NaFlex checkpoint (Hugging Face ``Siglip2Model`` layout) into an FG-CLIP 2
-initialisation, as the official ``--from_siglip2`` does (spec §1.3, §1.5):
+initialisation, as the official ``--from_siglip2`` does (TRN:L557-564, docs/official_code.md):
 
     python tools/convert_siglip2.py SIGLIP2_DIR OUT_DIR [--keep-len 20]
 

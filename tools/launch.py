@@ -4,7 +4,7 @@
 runner (``init_dist`` with ``env_cfg.dist_cfg``, NCCL). MMEngine's ``init_dist`` calls
 ``torch.cuda.set_device``, so on a machine without GPUs 'pytorch' (torchrun) is initialised here
 with gloo, and DDP is built with ``device_ids=None``. MMEngine then skips its own initialisation
-(DESIGN.md §1).
+(README "Pretraining on N GPUs and M nodes").
 """
 from __future__ import annotations
 

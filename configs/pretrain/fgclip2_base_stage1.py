@@ -1,6 +1,7 @@
 # FG-CLIP 2 stage 1: global alignment only (sigmoid loss on long + short captions, EN + ZH).
-# The paper's stage-1 hyper-parameters are not public (spec §3.2); this reuses stage 2's optimiser
-# and schedule. Data: image-text pairs in the FineHARD layout, no bbox_info needed.
+# The paper's stage-1 hyper-parameters are not public (the official repository ships only the
+# stage-2 script, scripts/train/stage2_fgclip2.sh); this reuses stage 2's optimiser and schedule.
+# Data: image-text pairs in the FineHARD layout, no bbox_info needed.
 _base_ = ['./fgclip2_base_stage2.py']
 
 model = dict(stage=1)

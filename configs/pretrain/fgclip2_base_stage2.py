@@ -1,4 +1,4 @@
-# FG-CLIP 2 stage 2 (spec §3.1, the released scripts/train/stage2_fgclip2.sh): global sigmoid loss on
+# FG-CLIP 2 stage 2 (the released official scripts/train/stage2_fgclip2.sh): global sigmoid loss on
 # long + short captions, region-text InfoNCE, TIC, hard negatives (L_FGT, L_hc) and CMR.
 # Paths are placeholders: point them at your FineHARD copy and at a SigLIP 2 NaFlex or stage-1
 # FG-CLIP 2 checkpoint (a SigLIP 2 folder is converted on the fly, like the official --from_siglip2).
@@ -40,7 +40,8 @@ train_dataloader = dict(
         cn_regions=True,            # official code drops Chinese region supervision; the paper uses it
         region_caption='random'))
 
-# AdamW (0.9, 0.98), eps 1e-6, lr 1e-6, wd 0.001 with no decay on biases and norms (spec §3.1).
+# AdamW (0.9, 0.98), eps 1e-6, lr 1e-6, wd 0.001 with no decay on biases and norms (official
+# SH2:L44-48, LTR:L419-420; docs/official_code.md).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-6, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.001),

@@ -152,7 +152,8 @@ class DemoEngine:
 
     @torch.inference_mode()
     def classify_boxes(self, image: np.ndarray, boxes: np.ndarray, vocab: list[str]) -> torch.Tensor:
-        """(N, C) softmax(100·cos) of RoIAlign-pooled boxes against the vocabulary (spec §5.1)."""
+        """(N, C) softmax(100·cos) of RoIAlign-pooled boxes against the vocabulary, as the official box
+        evaluation (fgclip2/eval/coco_box_ddp.py)."""
         text = self.embeddings(vocab)
         processed, dense = self._dense(image, boxes)
         regions = self.tower.pool_regions([dense], processed.boxes)[0]

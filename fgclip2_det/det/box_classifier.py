@@ -1,4 +1,5 @@
-"""Box classification with FG-CLIP 2 (COCO / LVIS / BoxClass-CN, spec §5.1-5.3) for ``Runner.test``.
+"""Box classification with FG-CLIP 2 (COCO / LVIS / BoxClass-CN) for ``Runner.test``, as the official
+box evaluations (fgclip2/eval/coco_box_ddp.py, fgclip2/eval/in1k/{lvis,laion_cn}_box_cls_ddp.py).
 
 Per image: the encoder runs once, each GT box is pooled from the dense map (``region_model``), and
 its scores are softmax(100 * cos) against the class embeddings (``text_classifier``). Equal, box for

@@ -1,4 +1,5 @@
-"""Box-classification datasets in COCO format: COCO val2017, LVIS v1 val, BoxClass-CN (spec §5.1-5.3).
+"""Box-classification datasets in COCO format: COCO val2017, LVIS v1 val, BoxClass-CN (official
+fgclip2/eval/coco_box_ddp.py, fgclip2/eval/in1k/{lvis,laion_cn}_box_cls_ddp.py).
 
 Differences from mmdet's ``CocoDataset`` on purpose, to follow the official evaluation:
 

@@ -1,4 +1,5 @@
-"""FG-OVD scoring (spec §5.4): each box against its own captions, positive first.
+"""FG-OVD scoring, as official fgclip2/eval/fgovd_bbox_roi.py: each box against its own captions,
+positive first.
 
 Captions differ per box, so there is no shared vocabulary: per data sample, ``box_captions`` (meta
 info; one list per GT box, index 0 = the positive) are tokenised lower-cased, 64 tokens, no

@@ -1,4 +1,5 @@
-"""FG-OVD benchmark files (spec §5.4): one jsonl per difficulty, one item per (box, captions).
+"""FG-OVD benchmark files (the official data/fgovd/*.jsonl, read by fgclip2/eval/fgovd_bbox_roi.py):
+one jsonl per difficulty, one item per (box, captions).
 
 Each line: ``img_path`` (relative to ``data_prefix['img']``, e.g. ``val2017/...jpg``), ``bbox``
 [x, y, w, h] in pixels, ``pos_expression`` [one caption], ``neg_expression`` [k captions]. An item

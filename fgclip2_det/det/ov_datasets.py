@@ -1,4 +1,5 @@
-"""COCO / LVIS datasets that know their base/novel split (spec ovd_anchors §2.1-2.2).
+"""COCO / LVIS datasets that know their base/novel split (the OVR-CNN and LVIS v1 splits,
+docs/official_code.md).
 
 ``metainfo`` carries ``classes``, ``base_classes`` and ``novel_classes`` (MMDetection's
 ``OVCocoMetric`` reads the last two; the detector weights and ensembles by them). With

@@ -1,4 +1,4 @@
-"""F-ViT-style open-vocabulary detector on a frozen FG-CLIP 2 (spec ovd_anchors §1.1, §6).
+"""F-ViT-style open-vocabulary detector on a frozen FG-CLIP 2 (F-ViT: docs/official_code.md).
 
     frozen FGCLIP2ViT --block maps--> neck (simple pyramid + FPN) --> RPN --> RoI head
                       --dense map---------------------------------------> FG-CLIP 2 region scores

@@ -1,4 +1,4 @@
-"""RoI head of the open-vocabulary detector (F-ViT style, spec ovd_anchors §1.1).
+"""RoI head of the open-vocabulary detector (F-ViT style, docs/official_code.md).
 
 * :class:`CosineBBoxHead` classifies a proposal by the cosine between its projected RoI feature and
   the FG-CLIP 2 text embeddings of the class names (plus a background embedding), times a learnable
@@ -11,10 +11,11 @@
 
 Calibration of FG-CLIP 2 scores. FG-CLIP 2 is trained with a sigmoid loss, so its cosines are not
 probabilities. ``calibration='softmax'`` (default) uses softmax(T * cos) over the vocabulary with
-T = 100, FG-CLIP 2's own box-classification protocol (spec §5.1), which is also what F-ViT does with
-its CLIP (T = 50-100). ``calibration='sigmoid'`` uses sigmoid(scale * cos + bias) per class, with the
-checkpoint's ``logit_scale.exp()`` and ``logit_bias`` unless given; each class is then scored on its
-own, so the scores need not sum to one before the ensemble renormalises.
+T = 100, FG-CLIP 2's own box-classification protocol (official fgclip2/eval/coco_box_ddp.py), which
+is also what F-ViT does with its CLIP (T = 50-100). ``calibration='sigmoid'`` uses
+sigmoid(scale * cos + bias) per class, with the checkpoint's ``logit_scale.exp()`` and ``logit_bias``
+unless given; each class is then scored on its own, so the scores need not sum to one before the
+ensemble renormalises.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Class-name embeddings for region classification (the official box-eval text side, spec §5.1-5.3).
+"""Class-name embeddings for region classification (the text side of the official box evaluations,
+``zeroshot_classifier`` in fgclip2/eval/coco_box_ddp.py).
 
 A vocabulary is a list of classes; a class is a name or a list of synonyms. Per name:
 
@@ -91,7 +92,8 @@ class TextClassifier:
         device: where the text tower runs on a cache miss.
         attention_mask: mask pad tokens in the text encoder. Default False, as in training (the
             project default of ``encode_text``); the official evals pass whatever the released
-            tokenizer returns, so set True if that includes an attention mask (spec §8 item 10).
+            tokenizer returns, so set True if that includes an attention mask (README, "Where this
+            implementation decides").
     """
 
     def __init__(self, checkpoint: str | Path, language: str = "auto",

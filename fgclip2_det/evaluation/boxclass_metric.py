@@ -1,4 +1,5 @@
-"""Box-classification accuracy (spec §5.1-5.3): top-1 / top-5 over all GT boxes, as the official evals.
+"""Box-classification accuracy: top-1 / top-5 over all GT boxes, as the official evals
+(fgclip2/eval/coco_box_ddp.py, fgclip2/eval/in1k/{lvis,laion_cn}_box_cls_ddp.py).
 
 Every box counts once (accuracy = correct boxes / boxes, "counts boxes", not images). Also the mean
 per-class top-1 (over classes with at least one box), and with ``base_classes`` / ``novel_classes``

@@ -1,4 +1,4 @@
-"""FG-OVD accuracy (spec §5.4), per difficulty file.
+"""FG-OVD accuracy (official fgclip2/eval/fgovd_bbox_roi.py), per difficulty file.
 
 An item is correct iff the positive caption's score (index 0) equals the maximum score over its
 captions. Ties therefore count as correct, as in the official ``torch.equal(max, scores[0])``

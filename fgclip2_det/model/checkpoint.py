@@ -1,5 +1,7 @@
-"""Checkpoint I/O in the official Hugging Face layout (config.json + safetensors, spec §7.2), and
-the SigLIP 2 -> FG-CLIP 2 initialisation (spec §1.3, §1.5).
+"""Checkpoint I/O in the official Hugging Face layout (config.json + safetensors, the keys of
+``Fgclip2Model`` in MOD), and the SigLIP 2 -> FG-CLIP 2 initialisation (official ``--from_siglip2``:
+``resize_postion_embeding``, ``copy_weight`` and ``copy_dense_feature_head`` in FG2; short names in
+docs/official_code.md).
 
 Reads safetensors directly rather than through transformers' ``from_pretrained``: it can leave our
 non-persistent buffers uninitialised, and loading must be strict (every key, every shape).
@@ -116,8 +118,9 @@ def _short(items: list[str], limit: int = 20) -> str:
 
 # ------------------------------------------------------------------------- SigLIP 2 -> FG-CLIP 2
 def stretch_position_embedding(table: torch.Tensor, keep_len: int = 20) -> torch.Tensor:
-    """Long-CLIP-style 4x stretch of a (L, D) text position table to (4L - 3K, D) (spec §1.3):
-    the first K rows kept, rows K..L-1 linearly interpolated 4x, the last four extrapolated."""
+    """Long-CLIP-style 4x stretch of a (L, D) text position table to (4L - 3K, D), as the official
+    ``resize_postion_embeding`` (FG2:L106-143): the first K rows kept, rows K..L-1 linearly
+    interpolated 4x, the last four extrapolated."""
     length, k = table.shape[0], keep_len
     if not 0 < k < length - 1:
         raise ValueError(f"keep_len {k} must be in (0, {length - 1}) for a table of length {length}")

@@ -7,8 +7,8 @@ multiples of 16, small images upscaled), rescale by 1/255 and normalise with mea
 
 Differences from the official processor, on purpose:
 
-* No patchify / token padding here: the model takes ``(3, H', W')`` tensors (DESIGN §3) and builds
-  patches and masks itself.
+* No patchify / token padding here: the model takes ``(3, H', W')`` tensors (README "The model
+  API") and builds patches and masks itself.
 * The dynamic budget is chosen **per image** from that image's native size. The official code picks
   it from the largest image in the call, so an image's pixels depended on its batch-mates; per image
   keeps every image's result independent of the batch (identical to the official one for a batch of

@@ -3,7 +3,8 @@
 A batch of sequences is stored *packed*: one (T, D) tensor holding every real token, plus the list
 of sequence lengths. Linear layers and norms then never touch padding (a NaFlex batch can be half
 padding), and attention runs per sequence, so an image's result cannot depend on its batch-mates.
-Module and parameter names follow the official checkpoint layout (spec §7.2).
+Module and parameter names follow the official checkpoint layout (``Fgclip2Model`` in MOD,
+docs/official_code.md).
 """
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ class PackedInProjAttention(nn.Module):
 class AttentionPoolingHead(nn.Module):
     """SigLIP's MAP head: attention from a query, then ``h + MLP(LN(h))`` (no residual around the
     attention). ``pool`` uses the learned probe (global embedding); ``dense`` uses every token as
-    its own query (FG-CLIP 2's ``dense_feature_head``, spec §1.5)."""
+    its own query (FG-CLIP 2's ``dense_feature_head``, official ``get_dense_feature``,
+    FG2:L259-279)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, act: str, eps: float):
         super().__init__()

@@ -1,4 +1,5 @@
-"""FG-CLIP 2 text tower (spec §1.3): SigLIP 2 text transformer plus the long-caption positions."""
+"""FG-CLIP 2 text tower (official MOD:L605-764): SigLIP 2 text transformer plus the long-caption
+positions."""
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,7 @@ class TextEmbeddings(nn.Module):
         self.keep_len = cfg.keep_len
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.position_embedding = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
-        # Long captions: positions < keep_len read position_embedding_ori, the rest _res (spec §1.3).
+        # Long captions: positions < keep_len read position_embedding_ori, the rest _res (MOD:L658-669).
         self.position_embedding_res = nn.Embedding(cfg.longtext_len, cfg.hidden_size)
         self.position_embedding_ori = nn.Embedding(cfg.longtext_len, cfg.hidden_size)
 

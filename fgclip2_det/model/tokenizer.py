@@ -1,6 +1,6 @@
 """FG-CLIP 2 text tokenisation: the checkpoint's own tokenizer, padded to the fixed lengths.
 
-The text tower pools the hidden state of the **last** position (spec §1.3, §8 item 10), so every
+The text tower pools the hidden state of the **last** position (official MOD:L743-744), so every
 text must be padded to exactly 64 tokens ("short" and "box" captions) or 196 ("long"); the official
 code calls the HF tokenizer with ``padding="max_length", truncation=True, max_length=L`` on
 lower-cased text. This wrapper reproduces that output exactly (a test compares it with the plain HF

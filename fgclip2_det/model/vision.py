@@ -1,4 +1,5 @@
-"""SigLIP 2 NaFlex vision tower (spec §1.2): variable-resolution images as packed patch tokens."""
+"""SigLIP 2 NaFlex vision tower (official MOD:L117-215, L386-443): variable-resolution images as
+packed patch tokens."""
 from __future__ import annotations
 
 from dataclasses import dataclass

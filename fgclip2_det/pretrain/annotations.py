@@ -1,4 +1,5 @@
-"""FineHARD-layout annotations (spec §4.1): reading, validation with file/line errors, normalisation.
+"""FineHARD-layout annotations (as the official ``LazySupervisedBboxDataset`` reads them,
+TRN:L168-406): reading, validation with file/line errors, normalisation.
 
 Accepted inputs, as the official loader: a ``.json`` file holding a list, a ``.jsonl`` file with one
 item per line, a ``.txt`` listing such files, or a directory of them. Every problem is reported with

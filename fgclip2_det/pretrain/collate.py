@@ -1,6 +1,6 @@
 """Batches for pretraining: NaFlex resize with one token budget per batch, tokenised texts, boxes.
 
-As the official collator (spec §3.1, §8 item 9), the budget is the dynamic bucket of the *largest*
+As the official collator (TRN:L417-437), the budget is the dynamic bucket of the *largest*
 native image in the batch (capped by ``max_num_patches``); each image is resized to fit it. The
 model runs the images packed, so no padding tensors are made.
 """

@@ -1,4 +1,5 @@
-"""FG-CLIP 2 pretraining as an MMEngine model: stage 1 (global) and stage 2 (all losses), spec §2."""
+"""FG-CLIP 2 pretraining as an MMEngine model: stage 1 (global) and stage 2 (all losses; official
+``FG_CLIP2_Model.forward``, FG2:L281-537)."""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
-"""Semantic-segmentation datasets for open-vocabulary evaluation (spec ovd_anchors §2.3).
+"""Semantic-segmentation datasets for open-vocabulary evaluation (the CAT-Seg protocol,
+docs/official_code.md).
 
 ``OVSegDataset`` is MMDetection's ``BaseSegDataset`` (image folder + label-map folder, or a split
 file) with what open-vocabulary benchmarks need on top:

@@ -45,7 +45,8 @@ def padded_naflex_inputs(images: list[torch.Tensor], patch_size: int = 16):
 
 def reference_dense_head(head, hidden: torch.Tensor, key_padding_mask: torch.Tensor | None = None):
     """The official dense head with plain torch ops: ``nn.MultiheadAttention(X, X, X)`` with padded
-    keys masked, then ``H + MLP(LN(H))`` (spec §1.5). ``head`` is our ``dense_feature_head``."""
+    keys masked, then ``H + MLP(LN(H))`` (official ``get_dense_feature``, FG2:L259-279). ``head`` is
+    our ``dense_feature_head``."""
     dim = hidden.shape[-1]
     mha = torch.nn.MultiheadAttention(dim, head.attention.num_heads, batch_first=True)
     mha.load_state_dict(head.attention.state_dict())

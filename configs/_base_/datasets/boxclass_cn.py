@@ -1,4 +1,5 @@
-# BoxClass-CN (spec §5.3): COCO-style file with 566 Chinese categories (index = category_id - 1).
+# BoxClass-CN (official fgclip2/eval/in1k/laion_cn_box_cls_ddp.py, docs/official_code.md): COCO-style
+# file with 566 Chinese categories (index = category_id - 1).
 # Names are used as is: no template, no lower-casing (the model config sets language='zh').
 _base_ = './boxclass_coco.py'
 

@@ -1,4 +1,5 @@
-# COCO val2017 box classification, the official protocol (spec §5.1):
+# COCO val2017 box classification, the official protocol (fgclip2/eval/coco_box_ddp.py, see
+# docs/official_code.md):
 # * every annotation is a sample box, iscrowd ones included (keep_crowd=True = official);
 # * classes: the 80 categories in id order;
 # * image: the full image, FG-CLIP 2 NaFlex resize with the dynamic token budget (<= 1024 tokens,

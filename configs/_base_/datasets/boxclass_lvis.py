@@ -1,5 +1,6 @@
-# LVIS v1 val box classification (spec §5.2): as COCO, with the 1203 LVIS categories (index =
-# category_id - 1), names with '_' -> ' ', images located through coco_url (train2017/ or val2017/).
+# LVIS v1 val box classification (official fgclip2/eval/in1k/lvis_box_cls_ddp.py): as COCO, with the
+# 1203 LVIS categories (index = category_id - 1), names with '_' -> ' ', images located through
+# coco_url (train2017/ or val2017/).
 _base_ = './boxclass_coco.py'
 
 data_root = 'data/lvis_v1/'

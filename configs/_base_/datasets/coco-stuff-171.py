@@ -1,6 +1,7 @@
-# COCO-Stuff 171 (training set of open-vocabulary segmentation; spec ovd_anchors §2.3). Label maps
-# with 0..170 and 255 = unlabelled, as written by detectron2's prepare_coco_stuff_164k_sem_seg.py
-# (stuffthingmaps_detectron2/). 384 x 384 crops, as CAT-Seg trains its /16 models.
+# COCO-Stuff 171 (training set of open-vocabulary segmentation, as in CAT-Seg: docs/official_code.md).
+# Label maps with 0..170 and 255 = unlabelled, as written by detectron2's
+# prepare_coco_stuff_164k_sem_seg.py (stuffthingmaps_detectron2/). 384 x 384 crops, as CAT-Seg
+# trains its /16 models.
 dataset_type = 'CocoSegDataset'
 data_root = 'data/coco/'
 crop_size = (384, 384)

@@ -1,5 +1,6 @@
-# FG-OVD (spec §5.4): four jsonl files (hard / medium / easy / trivial), one item = one box of a
-# COCO val2017 image + its positive and negative captions. The metric reports each difficulty.
+# FG-OVD (official fgclip2/eval/fgovd_bbox_roi.py, docs/official_code.md): four jsonl files (hard /
+# medium / easy / trivial), one item = one box of a COCO val2017 image + its positive and negative
+# captions. The metric reports each difficulty.
 data_root = 'data/'
 
 test_pipeline = [

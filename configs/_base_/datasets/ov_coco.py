@@ -1,5 +1,5 @@
-# OV-COCO (OVR-CNN split: 48 base / 17 novel classes, generalized evaluation over all 65; spec
-# ovd_anchors §2.1). Make the annotation files once with
+# OV-COCO (OVR-CNN split: 48 base / 17 novel classes, generalized evaluation over all 65; see
+# docs/official_code.md). Make the annotation files once with
 #   python tools/prepare_ov_coco.py --train data/coco/annotations/instances_train2017.json \
 #       --val data/coco/annotations/instances_val2017.json --out-dir data/coco/annotations/ov
 # OVCocoDataset's default metainfo is the split (fgclip2_det/datasets/ov_splits.py).

@@ -1,5 +1,5 @@
-# OV-LVIS (LVIS v1; base = common + frequent 866, novel = rare 337 from the `frequency` field; spec
-# ovd_anchors §2.2). Make the training file (rare annotations removed) once with
+# OV-LVIS (LVIS v1; base = common + frequent 866, novel = rare 337 from the `frequency` field; see
+# docs/official_code.md). Make the training file (rare annotations removed) once with
 #   python tools/prepare_ov_lvis.py --train data/lvis_v1/annotations/lvis_v1_train.json \
 #       --out-dir data/lvis_v1/annotations/ov
 # Images: COCO 2017 train/val under data/lvis_v1/ (LVIS locates them through coco_url).

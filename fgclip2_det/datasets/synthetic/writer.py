@@ -4,7 +4,7 @@ Layout under the output folder (paths relative to it)::
 
     world.json                         metadata: seed, splits, classes (EN/ZH), base/novel, files
     images/000000.jpg ...
-    pretrain/en.json, pretrain/zh.json FineHARD layout (spec §4.1), train split, ZH items carry is_cn
+    pretrain/en.json, pretrain/zh.json FineHARD layout (TRN:L168-406), train split, ZH items carry is_cn
     det/instances_train_base.json      COCO, train split, novel kinds' annotations removed (OV-COCO style)
     det/instances_train_all.json       COCO, train split, every annotation (oracle / analysis)
     det/instances_val_all.json         COCO, val split, every class; also BoxClass by kind (EN + ZH names)

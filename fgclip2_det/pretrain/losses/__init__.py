@@ -1,4 +1,4 @@
-"""FG-CLIP 2 pretraining losses (spec §2), one module each."""
+"""FG-CLIP 2 pretraining losses (official FG2, docs/official_code.md), one module each."""
 from .cross_modal_rank import CrossModalRankLoss
 from .hard_negative import (BatchHardContrastiveLoss, HardNegativeLoss, check_hard_negative_inputs,
                             hard_negative_logits)

@@ -24,7 +24,7 @@ def dist_rank_world(group=None) -> tuple[int, int]:
     """(rank, world_size) of the initialised process group, (0, 1) without one.
 
     The size always comes from the process group, never from a config number (the official code
-    takes it from ``--train_use_word_size``, spec §2.1 / §8.2)."""
+    takes it from ``--train_use_word_size``, TRN:L136, L566)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(group), dist.get_world_size(group)
     return 0, 1

@@ -1,4 +1,4 @@
-"""Cross-modal Rank loss L_CMR with a globally synchronised margin τ (spec §2.4; official
+"""Cross-modal Rank loss L_CMR with a globally synchronised margin τ (official
 ``get_cmr_loss`` ``FG2:L620-628``, threshold sync ``FG2:L526-530, L540-553``).
 
 ``forward(g (H,), n (H, K))`` takes *scaled* logits (×s_h, see ``hard_negative_logits``) and returns
@@ -12,9 +12,9 @@ Then, in training mode only and under no_grad:
 
 Every rank performs the collective exactly once per training forward, also with H = 0 (the
 official code had it inside a bare try/except, where one rank's error could deadlock the others,
-§8.1): the caller must call this module on every rank every training step. Eval mode: no update,
-no collective. τ is a persistent buffer, so it is saved in checkpoints and a resumed run continues
-with it. H = 0 → the loss is a zero connected to g and n.
+FG2:L485-533): the caller must call this module on every rank every training step. Eval mode: no
+update, no collective. τ is a persistent buffer, so it is saved in checkpoints and a resumed run
+continues with it. H = 0 → the loss is a zero connected to g and n.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Hard-negative losses of stage 2 (spec §2.4; official ``hard_contrastive_total_loss``
+"""Hard-negative losses of stage 2 (official ``hard_contrastive_total_loss``
 ``FG2:L587-618``, combined as 0.5·(0.6·L_hc + 3·L_FGT + 0.4·L_CMR) at ``FG2:L510, L613-617``).
 
 Inputs: region features V (H, D) and texts T (H, 1+K, D), both L2-normalised, the positive
 caption first; ``s_h = exp(logit_scale_hn)``. K is whatever T has (the official code hard-codes
-K = 10 via ``reshape(B_h, 11, -1)``, §8.13; a wrong shape raises ``ValueError`` instead of being
-swallowed). H = 0 → a zero connected to V, T and the scale.
+K = 10 via ``reshape(B_h, 11, -1)``, FG2:L580, L589; a wrong shape raises ``ValueError`` instead of
+being swallowed). H = 0 → a zero connected to V, T and the scale.
 
 * ``HardNegativeLoss`` (L_FGT, ``hard_contrastive_loss`` ``FG2:L578-584``): softmax CE over the
   1+K candidates ``[g_i, n_i1..n_iK]`` with target 0, ``g_i = s_h⟨v_i, t_i⁰⟩``, ``n_ik = s_h⟨v_i, t_iᵏ⟩``.

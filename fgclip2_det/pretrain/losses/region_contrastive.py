@@ -1,8 +1,8 @@
-"""Fine-grained visual loss L_FGV: region–text InfoNCE (spec §2.2; official
+"""Fine-grained visual loss L_FGV: region–text InfoNCE (official
 ``pairwise_contrastive_loss``, ``FG2:L555-564``, weight 0.2 at ``FG2:L488, L503-505``).
 
 ``P = s_f · V Rᵀ`` (N×N, ``s_f = exp(logit_scale_fg)``), ``L = ½[CE(P, arange) + CE(Pᵀ, arange)]``
-over the N valid regions of the *local* batch (not gathered across ranks, §8.2).
+over the N valid regions of the *local* batch (not gathered across ranks, as FG2:L492-501).
 N = 0 → a zero connected to V, R and the scale (``x.sum()*0``), so every rank builds the same
 graph and every parameter gets a (zero) gradient — DDP without ``find_unused_parameters`` works.
 """

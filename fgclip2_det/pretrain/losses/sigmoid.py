@@ -1,4 +1,4 @@
-"""SigLIP sigmoid image-text loss, local and distributed (spec §2.1; official ``FG2:L630-693``).
+"""SigLIP sigmoid image-text loss, local and distributed (official ``FG2:L630-693``).
 
 ``logits = t·I Tᵀ + b`` with ``t = exp(logit_scale)``; labels ``y = 2·Id − 1`` (all −1 for another
 rank's texts); ``L = −Σ_ij log σ(y_ij · logits_ij) / B_local``.
@@ -11,7 +11,7 @@ local images and gradients flow back to the rank that owns them.
 * ``mode="gather"`` (``FG2:L656-670``): differentiable ``all_gather`` of the texts, one
   (B, W·B) logit matrix with the positives on the local block's diagonal.
 
-World size comes from the process group (the official code reads it from a CLI flag, §8.2).
+World size comes from the process group (the official code reads it from a CLI flag, TRN:L136, L566).
 Contract: all ranks have the same local batch size B (both collectives need it; the pretraining
 sampler and dataset guarantee it). One small ``all_gather`` of the sizes runs first, so a broken
 contract raises on every rank, naming each rank's size, instead of hanging or failing inside the

@@ -1,4 +1,4 @@
-"""Textual Intra-modal Contrastive loss L_TIC (spec §2.3; official ``hard_category_contrastive_loss``
+"""Textual Intra-modal Contrastive loss L_TIC (official ``hard_category_contrastive_loss``
 ``FG2:L566-576`` + ``PNTextLoss`` ``FG2:L35-43``, weight 0.1 at ``FG2:L489``).
 
 On the N region-caption embeddings R (L2-normalised) of the local batch:
@@ -6,7 +6,7 @@ On the N region-caption embeddings R (L2-normalised) of the local batch:
 captions) set to 0; per row the top-k values v (k = 10); ``L = mean_i log Σ_k exp(v_ik)``.
 Zeroed entries stay candidates with value 0, as in the official code.
 
-Defined behaviour where the official code throws (``topk(10)`` inside a bare try/except, §8.1):
+Defined behaviour where the official code throws (``topk(10)`` inside a bare try/except, FG2:L485-533):
 k = min(topk, N) — identical to the official loss when N ≥ topk; N = 0 → a graph-connected zero.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Weighted stage-2 total in MMEngine's loss-dict form (spec §2.5; official weights inline at
+"""Weighted stage-2 total in MMEngine's loss-dict form (official weights inline at
 ``FG2:L476-530, L613-617``):
 
 ``L = L_sig(I,long) + L_sig(I,short) + 0.2·L_FGV + 0.1·L_TIC + 0.5·(0.6·L_hc + 3·L_FGT + 0.4·L_CMR)``
