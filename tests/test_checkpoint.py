@@ -171,3 +171,39 @@ def test_siglip2_conversion_loads_strictly_and_copies_heads(tiny_model, tmp_path
 def test_conversion_rejects_non_siglip_state():
     with pytest.raises(CheckpointError, match="not a SigLIP 2"):
         siglip2_to_fgclip2_state_dict({"foo": torch.zeros(1)})
+
+
+def _siglip2_folder(tiny_model, directory):
+    """``tiny_model`` written as a SigLIP 2 NaFlex folder (Siglip2Model keys and config)."""
+    from fgclip2_det.model.checkpoint import write_state_dict
+
+    state = {k: v for k, v in tiny_model.state_dict().items()
+             if not k.startswith(("dense_feature_head", "boxtext_head", "longtext_head"))
+             and "position_embedding_res" not in k and "position_embedding_ori" not in k}
+    cfg = tiny_model.config.to_dict()
+    cfg = {"model_type": "siglip2", "vision_config": cfg["vision_config"],
+           "text_config": {k: v for k, v in cfg["text_config"].items() if k not in ("keep_len", "longtext_len")}}
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps(cfg))
+    write_state_dict(directory, state)
+    return state, cfg
+
+
+def test_from_pretrained_opens_a_siglip2_folder_like_the_converter(tiny_model, tmp_path):
+    """One conversion path: FGCLIP2.from_pretrained on a SigLIP 2 folder, tools/convert_siglip2.py and
+    the explicit state-dict conversion give the same model."""
+    from tool_helpers import load_tool
+
+    state, _ = _siglip2_folder(tiny_model, tmp_path / "siglip2")
+    direct = FGCLIP2.from_pretrained(tmp_path / "siglip2", keep_len=10)
+    expected = siglip2_to_fgclip2_state_dict(state, keep_len=10)
+    assert direct.config.text.keep_len == 10 and direct.config.text.longtext_len == 4 * 64 - 3 * 10
+    assert direct.state_dict().keys() == expected.keys()
+    for k, v in direct.state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    convert = load_tool("convert_siglip2").main
+    convert([str(tmp_path / "siglip2"), str(tmp_path / "out"), "--keep-len", "10"])
+    for k, v in FGCLIP2.from_pretrained(tmp_path / "out").state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    with pytest.raises(CheckpointError, match="not a SigLIP 2 folder"):
+        convert([str(tmp_path / "out"), str(tmp_path / "again")])

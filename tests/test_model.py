@@ -278,3 +278,23 @@ def test_presets_have_expected_shapes():
         assert model.state_dict()["text_model.embeddings.position_embedding_res.weight"].shape == (196, dim)
     n = sum(p.numel() for p in FGCLIP2(FGCLIP2Config.preset("tiny")).parameters())
     assert n < 1_000_000
+
+
+def test_block_indices_follow_timm(tiny_model, make_images):
+    """Negative indices count from the end, an int n takes the last n blocks, out of range raises;
+    maps come back in the order asked for (timm's feature_take_indices)."""
+    from fgclip2_det.model.layers import take_indices
+
+    depth = tiny_model.config.vision.num_hidden_layers
+    assert take_indices([0, -1], depth) == (0, depth - 1) and take_indices(1, depth) == (depth - 1,)
+    assert take_indices(depth, depth) == tuple(range(depth))
+    with pytest.raises(ValueError, match=f"entry {depth} is outside the encoder's {depth} blocks"):
+        take_indices([depth], depth)
+    with pytest.raises(ValueError, match=f"last {depth + 1} of the encoder's {depth} blocks"):
+        take_indices(depth + 1, depth)
+    images = make_images([(32, 48)])
+    with torch.no_grad():
+        asked = tiny_model.vision_features(images, out_indices=[-1, 0], with_global=False, with_dense=False)
+        plain = tiny_model.vision_features(images, out_indices=[0, depth - 1], with_global=False, with_dense=False)
+    assert torch.equal(asked.intermediates[0][0], plain.intermediates[1][0])
+    assert torch.equal(asked.intermediates[1][0], plain.intermediates[0][0])

@@ -8,16 +8,14 @@ Text positions are stretched 64 -> 196 for long captions, the text head is copie
 long heads, the MAP head into ``dense_feature_head``. Tokenizer / processor files are copied along.
 """
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fgclip2_det.model import FGCLIP2, FGCLIP2Config  # noqa: E402
-from fgclip2_det.model.checkpoint import (read_state_dict, siglip2_to_fgclip2_config,  # noqa: E402
-                                          siglip2_to_fgclip2_state_dict, write_state_dict)
+from fgclip2_det.model import FGCLIP2  # noqa: E402
+from fgclip2_det.model.checkpoint import CheckpointError, siglip2_source_config  # noqa: E402
 
 SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
               "preprocessor_config.json")
@@ -30,13 +28,12 @@ def main(argv=None):
     parser.add_argument("--keep-len", type=int, default=20)
     args = parser.parse_args(argv)
     src, out = Path(args.siglip2_dir), Path(args.out_dir)
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    FGCLIP2Config.from_dict(siglip2_to_fgclip2_config(config, args.keep_len)).save(out)
-    write_state_dict(out, siglip2_to_fgclip2_state_dict(read_state_dict(src), args.keep_len))
+    if siglip2_source_config(src) is None:
+        raise CheckpointError(f"{src}: not a SigLIP 2 folder (its config.json needs model_type 'siglip2')")
+    FGCLIP2.from_pretrained(src, keep_len=args.keep_len).save_pretrained(out)  # one conversion path
     for name in SIDE_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, out / name)
-    FGCLIP2.from_pretrained(out)  # strict check of what was written
     print(f"converted {src} -> {out}")
 
 

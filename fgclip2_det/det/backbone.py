@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmdet.registry import MODELS
 
+from ..model.layers import take_indices
 from .towers import load_fgclip2_tower
 
 
@@ -107,15 +108,7 @@ class FGCLIP2ViT(BaseModule):
 
     @staticmethod
     def _resolve_out_indices(out_indices, depth: int) -> tuple[int, ...]:
-        if out_indices is None:
-            return default_out_indices(depth)
-        resolved = []
-        for i in out_indices:
-            j = i + depth if i < 0 else i
-            if not 0 <= j < depth:
-                raise ValueError(f"out_indices entry {i} is outside the encoder's {depth} blocks")
-            resolved.append(j)
-        return tuple(resolved)
+        return default_out_indices(depth) if out_indices is None else take_indices(out_indices, depth)
 
     # --------------------------------------------------------------------------- trainability
     def _trainable_modules(self) -> list[torch.nn.Module]:

@@ -156,6 +156,18 @@ def siglip2_to_fgclip2_state_dict(state: Mapping[str, torch.Tensor], keep_len: i
     return out
 
 
+def siglip2_source_config(directory: str | Path) -> dict | None:
+    """The ``config.json`` of a SigLIP 2 NaFlex folder (``model_type`` "siglip2"), else None."""
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # FGCLIP2Config.from_pretrained reports it
+    return raw if isinstance(raw, dict) and raw.get("model_type") == "siglip2" else None
+
+
 def siglip2_to_fgclip2_config(config: dict, keep_len: int = 20) -> dict:
     """SigLIP 2 config.json dict -> FG-CLIP 2 config.json dict (adds keep_len / longtext_len)."""
     text = dict(config["text_config"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .boxes import check_boxes
-from .checkpoint import check_state_dict, read_state_dict, write_state_dict
+from .checkpoint import (check_state_dict, read_state_dict, siglip2_source_config, siglip2_to_fgclip2_config,
+                         siglip2_to_fgclip2_state_dict, write_state_dict)
 from .config import FGCLIP2Config
 from .layers import AttentionPoolingHead
 from .text import TextTransformer
@@ -64,10 +66,20 @@ class FGCLIP2(nn.Module):
     # ------------------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: torch.dtype = torch.float32,
-                        device: str | torch.device = "cpu") -> "FGCLIP2":
-        """Loads ``config.json`` + ``model.safetensors`` (or shards) of the official layout, strictly."""
-        config = FGCLIP2Config.from_pretrained(path)
-        state = read_state_dict(path)
+                        device: str | torch.device = "cpu", keep_len: int = 20) -> "FGCLIP2":
+        """Loads ``config.json`` + ``model.safetensors`` (or shards) of the official layout, strictly.
+
+        A SigLIP 2 NaFlex folder (``Siglip2Model``, ``model_type`` "siglip2") is converted on the
+        fly, as the official ``--from_siglip2`` does (TRN:L557-564, docs/official_code.md): text
+        positions stretched 64 -> 196 keeping the first ``keep_len``, text head copied into the box
+        and long heads, MAP head into the dense head."""
+        siglip2 = siglip2_source_config(path)
+        if siglip2 is not None:
+            config = FGCLIP2Config.from_dict(siglip2_to_fgclip2_config(siglip2, keep_len))
+            state = siglip2_to_fgclip2_state_dict(read_state_dict(path), keep_len)
+        else:
+            config = FGCLIP2Config.from_pretrained(path)
+            state = read_state_dict(path)
         with torch.device("meta"):
             model = cls(config)
         check_state_dict(model, state, source=str(path))
@@ -79,9 +91,11 @@ class FGCLIP2(nn.Module):
         write_state_dict(path, self.state_dict(), max_shard_bytes=max_shard_bytes)
 
     # ----------------------------------------------------------------------------------- vision
-    def vision_features(self, images: ImageBatch, out_indices: tuple[int, ...] = (),
+    def vision_features(self, images: ImageBatch, out_indices: int | Sequence[int] = (),
                         with_global: bool = True, with_dense: bool = True) -> VisionFeatures:
-        """Runs the vision tower once; returns what is asked for (see :class:`VisionFeatures`)."""
+        """Runs the vision tower once; returns what is asked for (see :class:`VisionFeatures`).
+        ``out_indices``: encoder blocks whose maps to return, as timm's ``feature_take_indices``
+        (an int n = the last n blocks; negatives count from the end; see ``layers.take_indices``)."""
         images = self._check_images(images)
         out = self.vision_model(images, out_indices)
         lengths = out.lengths

@@ -8,6 +8,8 @@ docs/official_code.md).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,6 +103,22 @@ class EncoderLayer(nn.Module):
         return x + self.mlp(self.layer_norm2(x))
 
 
+def take_indices(indices: int | Sequence[int], depth: int) -> tuple[int, ...]:
+    """Encoder-block indices as timm's ``feature_take_indices``: an int n means the last n blocks;
+    a sequence lists blocks, negatives counted from the end. Out of range raises, naming the depth."""
+    if isinstance(indices, int):
+        if not 0 < indices <= depth:
+            raise ValueError(f"cannot take the last {indices} of the encoder's {depth} blocks")
+        return tuple(range(depth - indices, depth))
+    resolved = []
+    for i in indices:
+        j = int(i) + depth if int(i) < 0 else int(i)
+        if not 0 <= j < depth:
+            raise ValueError(f"out_indices entry {i} is outside the encoder's {depth} blocks")
+        resolved.append(j)
+    return tuple(resolved)
+
+
 class Encoder(nn.Module):
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_dim: int, act: str, eps: float):
         super().__init__()
@@ -108,17 +126,19 @@ class Encoder(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor, lengths: list[int], key_padding_mask: torch.Tensor | None = None,
-                out_indices: tuple[int, ...] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Runs every block; returns the last output and the outputs of blocks ``out_indices``."""
-        intermediates = []
+                out_indices: int | Sequence[int] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Runs every block; returns the last output and the outputs of blocks ``out_indices``
+        (:func:`take_indices`), in the order asked for."""
+        wanted = take_indices(out_indices, len(self.layers))
+        taken = {}
         for i, layer in enumerate(self.layers):
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(layer, x, lengths, key_padding_mask, use_reentrant=False)
             else:
                 x = layer(x, lengths, key_padding_mask)
-            if i in out_indices:
-                intermediates.append(x)
-        return x, intermediates
+            if i in wanted:
+                taken[i] = x
+        return x, [taken[i] for i in wanted]
 
 
 class PackedInProjAttention(nn.Module):

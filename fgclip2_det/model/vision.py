@@ -2,6 +2,7 @@
 packed patch tokens."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,12 +72,12 @@ class VisionTransformer(nn.Module):
         self.head = AttentionPoolingHead(cfg.hidden_size, cfg.num_attention_heads,
                                          cfg.intermediate_size, cfg.hidden_act, cfg.layer_norm_eps)
 
-    def forward(self, images: list[torch.Tensor], out_indices: tuple[int, ...] = ()) -> VisionOutput:
+    def forward(self, images: list[torch.Tensor], out_indices: int | Sequence[int] = ()) -> VisionOutput:
         """``images``: list of normalised (3, H, W) tensors with H, W multiples of the patch size."""
         p = self.config.patch_size
         grids = [(img.shape[-2] // p, img.shape[-1] // p) for img in images]
         patches = torch.cat([patchify(img, p) for img in images])
         x = self.embeddings(patches, grids)
         lengths = [h * w for h, w in grids]
-        x, intermediates = self.encoder(x, lengths, out_indices=tuple(out_indices))
+        x, intermediates = self.encoder(x, lengths, out_indices=out_indices)
         return VisionOutput(self.post_layernorm(x), grids, intermediates)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -15,8 +14,6 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ..model import FGCLIP2, FGCLIP2Config
-from ..model.checkpoint import (check_state_dict, read_state_dict, siglip2_to_fgclip2_config,
-                                siglip2_to_fgclip2_state_dict)
 from .losses import (DEFAULT_LOSS_WEIGHTS, BatchHardContrastiveLoss, CrossModalRankLoss, HardNegativeLoss,
                      RegionTextContrastiveLoss, SigmoidContrastiveLoss, TextIntraModalLoss, hard_negative_logits,
                      weighted_losses)
@@ -26,21 +23,12 @@ STAGE1_UNUSED = ("dense_feature_head", "boxtext_head")  # frozen in stage 1 so D
 def build_fgclip2(checkpoint: str | None = None, preset: str | None = None,
                   config_overrides: dict | None = None) -> FGCLIP2:
     """FG-CLIP 2 from an FG-CLIP 2 checkpoint, from a SigLIP 2 NaFlex checkpoint (converted on the fly
-    as the official ``--from_siglip2``), or from a preset (random init, e.g. for the synthetic world)."""
+    by ``FGCLIP2.from_pretrained``, as the official ``--from_siglip2``), or from a preset (random
+    init, e.g. for the synthetic world)."""
     if (checkpoint is None) == (preset is None):
         raise ValueError("give exactly one of checkpoint= (a directory) or preset= (e.g. 'tiny')")
     if preset is not None:
         return FGCLIP2(FGCLIP2Config.preset(preset, **(config_overrides or {})))
-    config_path = Path(checkpoint) / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"no config.json in checkpoint directory {checkpoint}")
-    raw = json.loads(config_path.read_text(encoding="utf-8"))
-    if raw.get("model_type") == "siglip2":
-        model = FGCLIP2(FGCLIP2Config.from_dict(siglip2_to_fgclip2_config(raw)))
-        state = siglip2_to_fgclip2_state_dict(read_state_dict(checkpoint))
-        check_state_dict(model, state, source=str(checkpoint))
-        model.load_state_dict(state)
-        return model
     return FGCLIP2.from_pretrained(checkpoint)
 
 
