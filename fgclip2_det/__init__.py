@@ -5,9 +5,15 @@ apply_compat_patches()  # mmengine resume under torch >= 2.6, lvis under numpy >
 
 from .model import (CheckpointError, FGCLIP2, FGCLIP2Config, FGCLIP2ImageProcessor,  # noqa: E402
                     FGCLIP2Tokenizer)
-from . import det  # noqa: E402,F401  registers the MMDetection parts and metrics (mmdet registries)
-from . import pretrain  # noqa: E402,F401  registers the pretraining model, dataset, sampler, collate
-from . import seg  # noqa: E402,F401  registers the segmentor and the segmentation dataset
+from .utils.compat import is_installed  # noqa: E402
+
+# The OpenMMLab parts register into MMDetection's registries when imported, so configs that name
+# 'fgclip2_det' (or a subpackage) in custom_imports find them. The plain-PyTorch model (fgclip2_det.model)
+# needs none of OpenMMLab: without it, `import fgclip2_det.model` still works.
+if all(is_installed(name) for name in ("mmengine", "mmcv", "mmdet")):
+    from . import det  # noqa: E402,F401  the MMDetection parts and metrics
+    from . import pretrain  # noqa: E402,F401  the pretraining model, datasets, sampler, collate, FSDP2
+    from . import seg  # noqa: E402,F401  the segmentor and the segmentation dataset
 
 __version__ = "0.1.0"
 __all__ = ["FGCLIP2", "FGCLIP2Config", "FGCLIP2ImageProcessor", "FGCLIP2Tokenizer", "CheckpointError",

@@ -98,6 +98,15 @@ def _allow_history_buffer(module):
     torch.serialization.add_safe_globals(_history_buffer_globals(module.HistoryBuffer))
 
 
+def is_installed(name: str) -> bool:
+    """Whether ``import name`` can find the package, without importing it (an import hook that
+    refuses it, as the layer test uses, counts as not installed)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def checkpoint_safe_globals():
     """Globals an mmengine 0.10.7 runner checkpoint needs beyond torch's built-in allow-list.
 
@@ -105,7 +114,7 @@ def checkpoint_safe_globals():
     mmengine is optional for the model package, so its entries are only listed when importable.
     """
     safe = _numpy_checkpoint_globals()
-    if importlib.util.find_spec("mmengine") is not None:
+    if is_installed("mmengine"):
         from mmengine.logging.history_buffer import HistoryBuffer
         safe += _history_buffer_globals(HistoryBuffer)
     return safe
