@@ -7,31 +7,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from mmengine.dataset import DefaultSampler
 
+from dist_helpers import free_port, run_ranks
 from fgclip2_det.datasets.synthetic import generate_world
 from fgclip2_det.pretrain import FineHARDDataset, GlobalLanguageBatchSampler
 from fgclip2_det.pretrain.dataset import next_same_language
-from fgclip2_det.pretrain.sampler import _ReplayedIterations
+from fgclip2_det.pretrain.sampler import ResumeLanguageBatchesHook, _ReplayedIterations
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_CONFIG = ROOT / "tests/configs/pretrain_tiny_stage2_epochs.py"
 ITER_CONFIG = ROOT / "configs/pretrain/fgclip2_tiny_stage2_synthetic.py"
 N_ZH = 13  # Chinese samples kept: fewer than the English ones (unequal languages)
 TIMEOUT = 420
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +108,26 @@ def test_resume_at_yields_the_rest_of_the_epoch_once():
     assert list(sampler) == whole, "back to whole epochs after the resumed one"
     with pytest.raises(ValueError, match="outside an epoch"):
         sampler.resume_at(0, len(whole) + 1)
+
+
+def test_resume_hook_positions_and_refuses_another_layout():
+    """After a resume the epoch loop restarts at iter - epoch * len; a checkpoint laid out with another
+    global batch size cannot be mapped to samples and is refused."""
+    from types import SimpleNamespace
+
+    sampler = GlobalLanguageBatchSampler(_Seeded(_Langs([0] * 12 + [1] * 8), epoch=1), 2, rank=0, world_size=2)
+    runner = SimpleNamespace(train_dataloader=SimpleNamespace(batch_sampler=sampler), iter=len(sampler) + 2,
+                             epoch=1, train_loop=SimpleNamespace())
+    hook, checkpoint = ResumeLanguageBatchesHook(), {"meta": {}}
+    hook.before_save_checkpoint(runner, checkpoint)
+    assert checkpoint["meta"]["language_batches"]["global_batch_size"] == 4
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train(runner)
+    assert indices(sampler) == rank_batches([0] * 12 + [1] * 8, 2, 2, epoch=1)[0][2:]
+    other = GlobalLanguageBatchSampler(_Seeded(_Langs([0] * 12 + [1] * 8)), 1, rank=0, world_size=2)
+    runner.train_dataloader.batch_sampler = other
+    with pytest.raises(RuntimeError, match="cannot resume mid-epoch: .*'global_batch_size': 4"):
+        hook.before_train(runner)
 
 
 def test_sampler_errors_are_clear():
@@ -354,18 +367,7 @@ def _nan_worker(rank, port, world, tiny_dir, out):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_nonfinite_loss_on_one_rank_stops_every_rank(world, tiny_dir, tmp_path):
-    import torch.multiprocessing as mp
-
-    ctx, port = mp.get_context("spawn"), free_port()
-    procs = [ctx.Process(target=_nan_worker, args=(r, port, str(world), str(tiny_dir), str(tmp_path))) for r in (0, 1)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-    alive = [p for p in procs if p.is_alive()]
-    for p in alive:
-        p.kill()
-    assert not alive and [p.exitcode for p in procs] == [0, 0], "a rank hung or crashed"
+    run_ranks(_nan_worker, (str(world), str(tiny_dir), str(tmp_path)), timeout=240)
     rank0, rank1 = ((tmp_path / f"rank{r}.txt").read_text() for r in (0, 1))
     assert "non-finite pretraining loss term(s) on 1 other rank(s)" in rank0
     assert "non-finite pretraining loss term(s) ['fgv'" in rank1

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime
 import math
-import multiprocessing as mp
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch.distributed as dist
 from mmengine.optim import OptimWrapper
 from torch import nn
 
+from dist_helpers import free_port, run_ranks
 from fgclip2_det.datasets.synthetic import generate_world
 from fgclip2_det.model import FGCLIP2
 from fgclip2_det.pretrain import FGCLIP2Pretrainer, FineHARDDataset, naflex_pretrain_collate
@@ -38,12 +37,6 @@ MAX_NORM = 1e-3  # small enough that clipping acts (checks the DTensor-aware cli
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     return generate_world(tmp_path_factory.mktemp("fsdp2-world"), 20, seed=1, workers=1)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _half_batch(world, tiny_dir, half: int) -> dict:
@@ -174,20 +167,7 @@ def _bf16_step(tiny_dir, batch) -> dict:
 
 
 def _run_workers(target, args, timeout: float) -> None:
-    ctx = mp.get_context("spawn")
-    port = _free_port()
-    procs = [ctx.Process(target=target, args=(r, port, *args)) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=timeout)
-    hung = [p for p in procs if p.is_alive()]
-    for p in hung:
-        p.kill()
-        p.join(timeout=10)
-    if hung:
-        pytest.fail(f"distributed workers did not finish within {timeout} s (deadlock?)")
-    assert [p.exitcode for p in procs] == [0] * WORLD, "a worker failed (its traceback is in the captured stderr)"
+    run_ranks(target, args, WORLD, timeout)
 
 
 class _RecordSigmoid(nn.Module):
@@ -332,7 +312,7 @@ def _dist_train(config, work_dir, world, tiny_dir, *extra):
             "optim_wrapper.clip_grad.max_norm=1.0"]
     proc = subprocess.run(["bash", "tools/dist_train.sh", str(config), str(WORLD), "--work-dir", str(work_dir),
                            *extra, "--cfg-options", *opts], cwd=ROOT, capture_output=True, text=True, timeout=400,
-                          env={**os.environ, "PORT": str(_free_port())})
+                          env={**os.environ, "PORT": str(free_port())})
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
 

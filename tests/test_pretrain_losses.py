@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime
 import math
-import multiprocessing as mp
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from dist_helpers import run_ranks
 
 from fgclip2_det.pretrain.losses import (DEFAULT_LOSS_WEIGHTS, BatchHardContrastiveLoss, CrossModalRankLoss,
                                          HardNegativeLoss, RegionTextContrastiveLoss, SigmoidContrastiveLoss,
@@ -436,29 +435,10 @@ def _dist_worker(rank, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dist_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist_losses")
-    ctx = mp.get_context("spawn")
-    port = _free_port()
-    procs = [ctx.Process(target=_dist_worker, args=(r, port, str(out))) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    hung = [p for p in procs if p.is_alive()]
-    for p in hung:
-        p.kill()
-        p.join(timeout=10)
-    if hung:
-        pytest.fail("distributed loss workers did not finish within 120 s (deadlock?)")
-    assert [p.exitcode for p in procs] == [0] * WORLD
+    run_ranks(_dist_worker, (str(out),), WORLD, timeout=120)
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 

@@ -38,10 +38,10 @@ def naflex_pretrain_collate(batch: list, tokenizer: str, max_num_patches: int = 
                             patch_size: int = 16) -> dict:
     """``batch``: dataset items. Returns the model's keyword inputs; ``hard_texts`` is
     (H, 1 + num_negatives, 64), positive first (the dataset's ``num_negatives``)."""
-    if not batch or any(b is None for b in batch):
-        raise ValueError(f"a pretraining batch needs one item per sample (got {len(batch)} with "
-                         f"{sum(b is None for b in batch)} None); the dataset replaces bad samples instead")
     items = batch
+    if not items or any(it is None for it in items):
+        raise ValueError(f"a pretraining batch needs one item per sample (got {len(items)} with "
+                         f"{sum(it is None for it in items)} None); the dataset replaces bad samples instead")
     tok = _tokenizer(tokenizer)
     budget = batch_budget([it["image"] for it in items], max_num_patches, patch_size)
     processed = FGCLIP2ImageProcessor(budget, patch_size)([it["image"] for it in items])
