@@ -66,9 +66,11 @@ def test_padding_never_changes_features(backbone, tiny_model, make_images):
         ref = tiny_model.vision_features([small], out_indices=(0, 1), with_global=False)
     assert a.grids == [(3, 4)] and b.grids == [(3, 4), (5, 7)]
     assert b.dense.shape == (2, 64, 6, 8) and len(b) == 2 and b[0].shape == (2, 64, 6, 8)
+    # Packed with a second image, the GEMMs see more rows and may block their float32 sums
+    # differently (AVX-512 kernels do): equal up to float32 rounding of values ~10, not bit for bit.
     for got_a, got_b, want in zip([*a, a.dense], [*b, b.dense], [*ref.intermediates, ref.dense_maps]):
         torch.testing.assert_close(got_a[0, :, :3, :4], want[0], atol=1e-5, rtol=0)
-        torch.testing.assert_close(got_b[0, :, :3, :4], want[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(got_b[0, :, :3, :4], want[0], atol=1e-5, rtol=1e-5)
         assert got_b[0, :, 3:].abs().max() == 0 and got_b[0, :, :, 4:].abs().max() == 0
     assert torch.equal(b.image_dense_maps()[1], b.dense[1, :, :5, :7])
 

@@ -99,3 +99,33 @@ def test_ranker_weights_survive_init_weights_and_caption_errors(tiny_dir, tiny_m
     sample.set_metainfo(dict(box_captions=[["a", "b"]]))
     with pytest.raises(ValueError, match=r"one caption list per box \(2\), got 1"):
         ranker.predict(torch.zeros(1, 3, 32, 32), [sample])
+
+
+def test_a_vocabulary_serves_samples_without_captions(tiny_dir, tmp_path, make_images):
+    """The shared contract: with set_vocabulary, a box without captions is ranked against the
+    vocabulary by FG-OVD's text rule (lower-cased, no template); boxes with captions still use theirs."""
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from fgclip2_det.openvocab import TextClassifier, zero_shot_probs
+
+    ranker = MODELS.build(dict(type="FGCLIP2CaptionRanker", backbone=dict(type="FGCLIP2ViT", checkpoint=str(tiny_dir),
+                                                                          out_indices=[])))
+    ranker.text_cfg.update(cache_dir=str(tmp_path), progress=False)
+    vocab = ["A Red Car", "a dog", "红色的汽车"]
+    ranker.set_vocabulary(vocab)
+    image = make_images([(64, 96)])[0][None]
+    boxes = torch.tensor([[4.0, 4.0, 40.0, 30.0], [30.0, 10.0, 90.0, 60.0]])
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 96), scale_factor=(1.0, 1.0), img_path="x.jpg"))
+    sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.zeros(2, dtype=torch.long))
+    with torch.no_grad():
+        got = ranker.predict(image, [sample])[0].pred_instances.caption_scores
+        regions = ranker.region_embeddings(image, [sample])[0]
+    text = TextClassifier(tiny_dir, templates_en=None, cache_dir=tmp_path, progress=False)(["a red car", "a dog", "红色的汽车"])
+    torch.testing.assert_close(got, zero_shot_probs(regions, text), atol=1e-5, rtol=0)
+    with_captions = sample.clone()
+    with_captions.set_metainfo(dict(box_captions=[["a dog", "a cat"], ["a cat", "a dog"]]))
+    with torch.no_grad():
+        own = ranker.predict(image, [with_captions])[0].pred_instances.caption_scores
+    assert own.shape == (2, 2)

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgclip2_det.det.text_cache import checkpoint_fingerprint
-from fgclip2_det.det.text_classifier import TextClassifier, contains_cjk, load_templates
+from fgclip2_det.openvocab.cache import checkpoint_fingerprint
+from fgclip2_det.openvocab.text_classifier import TextClassifier, contains_cjk, load_templates
 from fgclip2_det.model import FGCLIP2, FGCLIP2Tokenizer
 from fgclip2_det.model.checkpoint import read_state_dict, write_state_dict
 from det_helpers import mmdet_scope  # noqa: F401  (autouse fixture)

@@ -66,7 +66,8 @@ def test_image_sizes_give_batch_independent_features(adapter, make_images):
     together = adapter(batch, sizes)
     as_image_list = adapter(types.SimpleNamespace(tensor=batch, image_sizes=sizes))
     for name in ("block0", "block1", "dense"):
-        torch.testing.assert_close(together[name][0, :, :3, :4], alone[name][0], atol=1e-5, rtol=0)
+        # float32 rounding of the packed GEMMs (see the backbone's padding test), not bit for bit
+        torch.testing.assert_close(together[name][0, :, :3, :4], alone[name][0], atol=1e-5, rtol=1e-5)
         assert together[name][0, :, 3:].abs().sum() == 0 and together[name][0, :, :, 4:].abs().sum() == 0
         assert torch.equal(as_image_list[name], together[name])
     unaware = adapter(batch)["dense"][0, :, :3, :4]

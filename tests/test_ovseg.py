@@ -17,10 +17,11 @@ from PIL import Image
 from det_helpers import ROOT, in_mmdet_scope, mmdet_scope, shared_text_cache  # noqa: F401 (mmdet_scope: autouse fixture)
 from fgclip2_det.datasets.synthetic import generate_world
 from fgclip2_det.evaluation import OVSemSegMetric
-from fgclip2_det.seg import CostAggregationDecoder, OVSegDataset, VOC21SegDataset, cost_volume
+from fgclip2_det.openvocab import dense_cosine as cost_volume
+from fgclip2_det.seg import CostAggregationDecoder, OVSegDataset, VOC21SegDataset
 
-CAT_SEG = ROOT / "configs" / "ovseg" / "fgclip2-tiny_cat-seg_synthetic.py"
-TRAINING_FREE = ROOT / "configs" / "ovseg" / "fgclip2-tiny_training-free_synthetic.py"
+CAT_SEG = ROOT / "configs" / "ovseg" / "cat-seg_fgclip2-tiny_synthetic.py"
+TRAINING_FREE = ROOT / "configs" / "ovseg" / "training-free_fgclip2-tiny_synthetic.py"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def build(tiny_dir, world, config=CAT_SEG, **overrides):
     with in_mmdet_scope():
         model = MODELS.build(cfg.model)
     meta = cfg.train_dataloader.dataset.metainfo
-    model.set_vocabulary(meta["classes"], dict(meta))
+    model.set_vocabulary_from_meta(dict(meta))
     return model.eval()
 
 
@@ -103,7 +104,7 @@ def test_a_segmentor_without_vocabulary_takes_its_dataset_meta(tiny_dir, world):
     model.dataset_meta = {"classes": reference.classes, "novel_classes": ("star", "heart")}
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     out = model(x, [sample(32, 48)], mode="predict")[0]
-    assert model.classes == reference.classes and int(model.unseen_mask.sum()) == 2
+    assert model.classes == reference.classes and int(model.novel_mask.sum()) == 2
     assert torch.equal(out.pred_sem_seg.sem_seg, reference.predict(x, [sample(32, 48)])[0].pred_sem_seg.sem_seg)
 
 
@@ -135,9 +136,9 @@ def test_loss_leaves_unseen_classes_out_of_the_softmax(tiny_dir, world):
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     loss = model.loss(x, [sample(32, 48, gt)])["loss_seg"]
     logits = model.logits(x, [(32, 48)])
-    seen = ~model.unseen_mask
+    seen = ~model.novel_mask
     labels = gt.clone()
-    labels[(labels != 255) & model.unseen_mask[labels.clamp(max=14)]] = 255  # out of the loss
+    labels[(labels != 255) & model.novel_mask[labels.clamp(max=14)]] = 255  # out of the loss
     remap = torch.cumsum(seen.long(), 0) - 1
     valid = labels != 255
     labels[valid] = remap[labels[valid]]
@@ -224,7 +225,7 @@ BENCHMARKS = ("ade20k-150", "ade20k-847", "pascal-context-59", "pascal-context-4
 
 @pytest.mark.parametrize("bench", BENCHMARKS)
 def test_one_evaluation_config_per_benchmark(bench):
-    cfg = Config.fromfile(str(ROOT / "configs" / "ovseg" / f"fgclip2-base_cat-seg_{bench}.py"))
+    cfg = Config.fromfile(str(ROOT / "configs" / "ovseg" / f"cat-seg_fgclip2-base_{bench}.py"))
     ds = cfg.test_dataloader.dataset
     assert ds.test_mode and cfg.test_evaluator.type == "OVSemSegMetric"
     assert cfg.model.decoder is not None and cfg.model.test_cfg.mode == "slide"

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fgclip2_det.model import FGCLIP2  # noqa: E402
 from fgclip2_det.model.checkpoint import CheckpointError, siglip2_source_config  # noqa: E402
+from fgclip2_det.model.tokenizer import TOKENIZER_FILES  # noqa: E402
 
-SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-              "preprocessor_config.json")
+SIDE_FILES = TOKENIZER_FILES + ("preprocessor_config.json",)
 
 
 def main(argv=None):

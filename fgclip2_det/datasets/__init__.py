@@ -1,1 +1,1 @@
-"""Datasets and their metadata (the synthetic world for now)."""
+"""Datasets' metadata without OpenMMLab: OV splits, FG-OVD files, the synthetic world."""

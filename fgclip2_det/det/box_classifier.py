@@ -2,7 +2,7 @@
 box evaluations (fgclip2/eval/coco_box_ddp.py, fgclip2/eval/in1k/{lvis,laion_cn}_box_cls_ddp.py).
 
 Per image: the encoder runs once, each GT box is pooled from the dense map (``region_model``), and
-its scores are softmax(100 * cos) against the class embeddings (``text_classifier``). Equal, box for
+its scores are softmax(100 * cos) against the class embeddings (``fgclip2_det.openvocab``). Equal, box for
 box, to the official per-box procedure, which re-runs the encoder for every box on the same input.
 
 The vocabulary comes from ``classes=`` or, in configs, from the evaluated dataset through
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 
+from ..openvocab import BOX_TEMPERATURE, Vocabulary, zero_shot_logits
 from .region_model import FGCLIP2RegionModel
-from .text_classifier import TextClassifier, Vocabulary
 
 
 @MODELS.register_module()
@@ -26,7 +26,7 @@ class FGCLIP2BoxClassifier(FGCLIP2RegionModel):
     """Args:
         backbone: ``FGCLIP2ViT`` config (its ``checkpoint`` also feeds the text classifier).
         classes: vocabulary (names or synonym lists, EN/ZH); None -> set later by
-            :meth:`set_vocabulary` (``DatasetVocabularyHook`` does it from the dataset).
+            ``set_vocabulary`` (``DatasetVocabularyHook`` does it from the dataset).
         text_classifier: keyword arguments of :class:`TextClassifier` (language, templates_en,
             cache_dir, ...); ``checkpoint`` defaults to the backbone's, ``device`` to the model's.
         temperature: softmax temperature (official 100).
@@ -35,37 +35,27 @@ class FGCLIP2BoxClassifier(FGCLIP2RegionModel):
     """
 
     def __init__(self, backbone: dict, classes: Vocabulary | None = None, text_classifier: dict | None = None,
-                 temperature: float = 100.0, topk: int = 5, return_all_scores: bool = False,
+                 temperature: float = BOX_TEMPERATURE, topk: int = 5, return_all_scores: bool = False,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(backbone, temperature, data_preprocessor, init_cfg)
         if not (isinstance(topk, int) and topk >= 1):
             raise ValueError(f"topk must be a positive int, got {topk!r}")
         self.topk = topk
         self.return_all_scores = return_all_scores
-        self.text_cfg = dict(text_classifier or {})
-        self.text_cfg.setdefault("checkpoint", self.backbone.checkpoint)
-        self.classes: list | None = None
+        self.configure_text(text_classifier, self.backbone.checkpoint)
         # Not persistent: the vocabulary belongs to the evaluated dataset, not to the checkpoint.
         self.register_buffer("class_embeds", torch.zeros(0, self.backbone.embed_dim), persistent=False)
         if classes is not None:
             self.set_vocabulary(classes)
 
-    def set_vocabulary(self, classes: Vocabulary) -> None:
-        """Compute (or read from the cache) the class embeddings of ``classes``."""
-        embeds = TextClassifier(**{"device": self.class_embeds.device, **self.text_cfg})(classes)
-        self.class_embeds = embeds.to(self.class_embeds.device)
-        self.classes = [c if isinstance(c, str) else list(c) for c in classes]
-
-    def _check_vocabulary(self) -> None:
-        if self.classes is None:
-            raise RuntimeError("FGCLIP2BoxClassifier has no vocabulary: pass classes=... or add "
-                               "custom_hooks=[dict(type='DatasetVocabularyHook')] to the config")
+    def apply_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
+        self.class_embeds = class_embeds.to(self.class_embeds.device)
 
     def class_logits(self, regions: torch.Tensor) -> torch.Tensor:
-        return self.temperature * regions.float() @ self.class_embeds.float().t()
+        return zero_shot_logits(regions, self.class_embeds, self.temperature)
 
     def predict(self, inputs: torch.Tensor, data_samples, rescale: bool = True):
-        self._check_vocabulary()
+        self.require_vocabulary()
         for sample, regions in zip(data_samples, self.region_embeddings(inputs, data_samples)):
             probs = self.class_logits(regions).softmax(dim=-1)
             inst = self.instances(sample, probs, rescale)
@@ -79,7 +69,7 @@ class FGCLIP2BoxClassifier(FGCLIP2RegionModel):
 
     def loss(self, inputs: torch.Tensor, data_samples) -> dict[str, torch.Tensor]:
         """Cross-entropy of the class logits of every GT box (fine-tunes trainable backbone blocks)."""
-        self._check_vocabulary()
+        self.require_vocabulary()
         regions = torch.cat(self.region_embeddings(inputs, data_samples))
         labels = torch.cat([s.gt_instances.labels for s in data_samples]).to(regions.device)
         logits = self.class_logits(regions)

@@ -5,6 +5,10 @@ Captions differ per box, so there is no shared vocabulary: per data sample, ``bo
 info; one list per GT box, index 0 = the positive) are tokenised lower-cased, 64 tokens, no
 template, and encoded with the ``box`` head; the score is softmax(100 * cos) over that box's list.
 ``pred_instances.caption_scores`` (N, K) holds them; ``labels`` / ``scores`` are the top-1.
+
+With a vocabulary (``set_vocabulary``, the contract of every model here), a sample without
+``box_captions`` ranks each box against the vocabulary's names instead, by the same text rule
+(lower-cased, no template): the ranker then serves as a box classifier with FG-OVD's text rule.
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 
 from ..model import FGCLIP2Tokenizer
+from ..openvocab import BOX_TEMPERATURE, load_fgclip2_tower, per_region_logits, zero_shot_logits
 from .region_model import FGCLIP2RegionModel
-from .towers import load_fgclip2_tower
 
 
 @MODELS.register_module()
@@ -25,16 +29,25 @@ class FGCLIP2CaptionRanker(FGCLIP2RegionModel):
         lowercase: lower-case captions (official FG-OVD: yes).
         temperature: softmax temperature (official 100).
         text_attention_mask: mask pad tokens in the text encoder (see ``TextClassifier``).
+        classes: optional vocabulary for samples without ``box_captions`` (module doc).
     """
 
     def __init__(self, backbone: dict, text_checkpoint: str | None = None, lowercase: bool = True,
-                 temperature: float = 100.0, text_attention_mask: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None):
+                 temperature: float = BOX_TEMPERATURE, text_attention_mask: bool = False,
+                 classes=None, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(backbone, temperature, data_preprocessor, init_cfg)
         checkpoint = text_checkpoint or self.backbone.checkpoint
         self.text_encoder = load_fgclip2_tower(checkpoint, "text", "model.text_checkpoint")
         self.tokenizer = FGCLIP2Tokenizer.from_pretrained(checkpoint, lowercase=lowercase)
         self.text_attention_mask = text_attention_mask
+        self.configure_text(None, checkpoint, templates_en=None, lowercase_en=lowercase,
+                            attention_mask=text_attention_mask)
+        self.register_buffer("class_embeds", torch.zeros(0, self.backbone.embed_dim), persistent=False)
+        if classes is not None:
+            self.set_vocabulary(classes)
+
+    def apply_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
+        self.class_embeds = class_embeds.to(self.class_embeds.device)
 
     def train(self, mode: bool = True) -> "FGCLIP2CaptionRanker":
         super().train(mode)
@@ -63,12 +76,18 @@ class FGCLIP2CaptionRanker(FGCLIP2RegionModel):
         return embeds.reshape(num_boxes, len(captions[0]), -1)
 
     def caption_logits(self, regions: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:
-        return self.temperature * torch.einsum("nd,nkd->nk", regions.float(), captions.float())
+        return per_region_logits(regions, captions, self.temperature)
+
+    def sample_logits(self, sample, regions: torch.Tensor) -> torch.Tensor:
+        """(N, K) logits of one sample's boxes: against their captions, else the vocabulary."""
+        if sample.metainfo.get("box_captions") is None and self.classes is not None:
+            return zero_shot_logits(regions, self.class_embeds, self.temperature)
+        captions = self.caption_embeddings(sample, len(regions)).to(regions.device)
+        return self.caption_logits(regions, captions)
 
     def predict(self, inputs: torch.Tensor, data_samples, rescale: bool = True):
         for sample, regions in zip(data_samples, self.region_embeddings(inputs, data_samples)):
-            captions = self.caption_embeddings(sample, len(regions)).to(regions.device)
-            probs = self.caption_logits(regions, captions).softmax(dim=-1)
+            probs = self.sample_logits(sample, regions).softmax(dim=-1)
             inst = self.instances(sample, probs, rescale)
             inst.caption_scores = probs
             sample.pred_instances = inst

@@ -17,12 +17,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import get_local_path
 from mmdet.registry import DATASETS
 
-#: official file name -> test_type (fgovd_bbox_roi.py) and test_type -> paper difficulty
-FGOVD_FILES = {"h_attributes_llava.jsonl": "1_attributes", "m_attributes_llava.jsonl": "2_attributes",
-               "e_attributes_llava.jsonl": "3_attributes", "shuffle_negatives_llava.jsonl": "shuffle_negatives"}
-FGOVD_DIFFICULTY = {"1_attributes": "hard", "2_attributes": "medium", "3_attributes": "easy",
-                    "shuffle_negatives": "trivial"}
-
+from ..datasets.fgovd import FGOVD_DIFFICULTY, FGOVD_FILES
 
 @DATASETS.register_module()
 class FGOVDDataset(BaseDataset):

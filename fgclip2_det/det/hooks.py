@@ -2,15 +2,12 @@
 
 The vocabulary of a box-classification benchmark is defined by its annotation file (COCO's 80
 categories in id order, LVIS's 1203, BoxClass-CN's 566), which the dataset reads; the model cannot
-see the dataset, so this hook hands ``dataset.metainfo['classes']`` to ``model.set_vocabulary``
+see the dataset, so this hook hands ``dataset.metainfo['classes']`` and ``['novel_classes']`` to
+``model.set_vocabulary`` (the same call for every model: :mod:`fgclip2_det.openvocab.contract`)
 before training, validation and testing. A model built with explicit ``classes=`` keeps them, but
-they must equal the dataset's (labels are indices into the dataset's classes). A model whose
-``set_vocabulary`` takes ``metainfo`` (the open-vocabulary detector) also gets the dataset's
-``base_classes`` / ``novel_classes``.
+they must equal the dataset's (labels are indices into the dataset's classes).
 """
 from __future__ import annotations
-
-import inspect
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -38,10 +35,7 @@ class DatasetVocabularyHook(Hook):
             raise ValueError(f"{type(dataset).__name__} has no metainfo['classes'] to use as vocabulary")
         classes = [c if isinstance(c, str) else list(c) for c in classes]
         if model.classes is None:
-            if "metainfo" in inspect.signature(model.set_vocabulary).parameters:
-                model.set_vocabulary(classes, metainfo=dict(dataset.metainfo))
-            else:
-                model.set_vocabulary(classes)
+            model.set_vocabulary_from_meta(dict(dataset.metainfo), type(dataset).__name__)
             runner.logger.info(f"vocabulary: {len(classes)} classes from {type(dataset).__name__}")
         elif model.classes != classes:
             raise ValueError(f"the model's classes ({len(model.classes)}) differ from the dataset's "

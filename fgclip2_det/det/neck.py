@@ -57,7 +57,7 @@ class SimplePyramid(BaseModule):
         in_channels: channels of the backbone map (ViT width, e.g. 768 for base).
         out_channels: channels of every output level.
         in_index: which backbone output to use (default the last block map of
-            :class:`~fgclip2_det.det.backbone.FGCLIP2ViT`), or one index per scale factor (F-ViT:
+            :class:`~fgclip2_det.openvocab.vit_features.FGCLIP2ViT`), or one index per scale factor (F-ViT:
             earlier blocks feed the finer levels); a single tensor input is used as is.
         scale_factors: levels to build, among 4.0, 2.0, 1.0, 0.5 (relative to stride 16).
         extra_pool: add the stride-64 level.

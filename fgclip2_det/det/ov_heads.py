@@ -29,6 +29,8 @@ from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.registry import MODELS
 from torch import nn
 
+from ..openvocab import BOX_TEMPERATURE, cosine
+
 
 @MODELS.register_module()
 class CosineBBoxHead(ConvFCBBoxHead):
@@ -44,8 +46,8 @@ class CosineBBoxHead(ConvFCBBoxHead):
         Other arguments are those of MMDetection's ``ConvFCBBoxHead``; F-ViT uses 4 shared convs
         and 2 shared FCs, the defaults here.
 
-    The class embeddings and the novel-class mask come from :meth:`set_vocabulary` (the detector
-    calls it with the dataset's classes); they are buffers, not saved in checkpoints.
+    The class embeddings and the novel-class mask come from :meth:`set_class_embeddings` (the
+    detector's ``set_vocabulary`` calls it); they are buffers, not saved in checkpoints.
     """
 
     def __init__(self, embed_dim: int, temperature: float = 50.0, learn_temperature: bool = True,
@@ -70,7 +72,8 @@ class CosineBBoxHead(ConvFCBBoxHead):
         self.register_buffer("novel_mask", torch.zeros(self.num_classes, dtype=torch.bool), persistent=False)
         self.has_vocabulary = False
 
-    def set_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor, resize: bool = False) -> None:
+    def set_class_embeddings(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor, resize: bool = False
+                             ) -> None:
         """``resize=True`` takes a vocabulary of any size (a trained detector on a user's own class list):
         no weight depends on the number of classes when box regression is class-agnostic."""
         if resize and class_embeds.ndim == 2 and class_embeds.shape[1] == self.embed_dim:
@@ -125,7 +128,7 @@ class RegionScoreEnsemble(nn.Module):
     """
 
     def __init__(self, alpha: float = 0.1, beta: float = 0.8, calibration: str = "softmax",
-                 temperature: float = 100.0, scale: float | None = None, bias: float | None = None):
+                 temperature: float = BOX_TEMPERATURE, scale: float | None = None, bias: float | None = None):
         super().__init__()
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not 0.0 <= value <= 1.0:
@@ -139,7 +142,7 @@ class RegionScoreEnsemble(nn.Module):
 
     def region_probs(self, regions: torch.Tensor, class_embeds: torch.Tensor) -> torch.Tensor:
         """(N, C) FG-CLIP 2 class probabilities of L2-normalised region embeddings."""
-        cos = regions.float() @ class_embeds.float().t()
+        cos = cosine(regions, class_embeds)
         if self.calibration == "softmax":
             return (self.temperature * cos).softmax(dim=-1)
         if self.scale is None or self.bias is None:

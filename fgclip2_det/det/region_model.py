@@ -17,11 +17,14 @@ from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 from mmdet.registry import MODELS
 
+from ..model.boxes import check_boxes
+from ..openvocab import BOX_TEMPERATURE, OpenVocabularyMixin, first_max
 
-class FGCLIP2RegionModel(BaseModel):
+
+class FGCLIP2RegionModel(OpenVocabularyMixin, BaseModel):
     """Backbone + data preprocessor + region embeddings; subclasses score the regions."""
 
-    def __init__(self, backbone: dict, temperature: float = 100.0, data_preprocessor: dict | None = None,
+    def __init__(self, backbone: dict, temperature: float = BOX_TEMPERATURE, data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None):
         if isinstance(data_preprocessor, dict):  # mmdet registry: works with no default scope set too
             data_preprocessor = MODELS.build(data_preprocessor)
@@ -57,25 +60,9 @@ class FGCLIP2RegionModel(BaseModel):
         return InstanceData(bboxes=boxes, labels=top_labels, scores=top_scores)
 
 
-def first_max(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Max and its index per row; ties -> the lowest index (``argmax`` semantics)."""
-    if probs.shape[0] == 0:
-        return probs.new_zeros(0), torch.zeros(0, dtype=torch.long, device=probs.device)
-    labels = probs.argmax(dim=-1)
-    return probs.gather(1, labels[:, None])[:, 0], labels
-
-
 def gt_boxes(sample) -> torch.Tensor:
     """(N, 4) float32 xyxy GT boxes of a data sample, validated; errors name the image and box."""
     boxes = sample.gt_instances.bboxes
     boxes = boxes.tensor if hasattr(boxes, "tensor") else torch.as_tensor(boxes)
-    boxes = boxes.float().reshape(-1, 4)
     where = sample.metainfo.get("img_path", sample.metainfo.get("img_id", "<image>"))
-    bad = (~torch.isfinite(boxes)).any(dim=1).nonzero().flatten()
-    if len(bad):
-        raise ValueError(f"{where}: box {int(bad[0])} is not finite: {boxes[bad[0]].tolist()}")
-    inverted = ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).nonzero().flatten()
-    if len(inverted):
-        raise ValueError(f"{where}: box {int(inverted[0])} has x2 < x1 or y2 < y1 (xyxy expected): "
-                         f"{boxes[inverted[0]].tolist()}")
-    return boxes
+    return check_boxes(boxes.reshape(-1, 4), str(where)).to(boxes.device, torch.float32)

@@ -21,6 +21,7 @@ from mmengine import fileio
 from mmdet.registry import TRANSFORMS
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..model.boxes import rescale_boxes
 from ..model.image_processor import dynamic_budget, naflex_size, to_rgb_uint8
 
 
@@ -114,10 +115,7 @@ def _rescale_boxes(boxes, src: tuple[int, int], dst: tuple[int, int]):
     """xyxy boxes (mmdet box type or array) from an image of size ``src`` (H, W) to ``dst``: x / W * W'
     in float64 (see NaFlexResize), returned as the same type in float32."""
     data = boxes.tensor if hasattr(boxes, "tensor") else torch.as_tensor(np.asarray(boxes))
-    scaled = data.to(torch.float64).reshape(-1, 4).clone()
-    scaled[:, 0::2] = scaled[:, 0::2] / src[1] * dst[1]
-    scaled[:, 1::2] = scaled[:, 1::2] / src[0] * dst[0]
-    scaled = scaled.to(torch.float32)
+    scaled = rescale_boxes(data, src, dst)
     if hasattr(boxes, "tensor"):
         return type(boxes)(scaled)
     return scaled.numpy()

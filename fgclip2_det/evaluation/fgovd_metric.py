@@ -15,7 +15,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
 
-from ..det.fgovd_dataset import FGOVD_DIFFICULTY
+from ..datasets.fgovd import FGOVD_DIFFICULTY
 
 
 def positive_is_top(scores: np.ndarray) -> np.ndarray:

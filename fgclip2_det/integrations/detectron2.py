@@ -3,7 +3,7 @@
 Two layers, so that the adapter is usable and testable without detectron2:
 
 * :class:`FGCLIP2Detectron2Backbone`: a plain ``nn.Module`` wrapping
-  :class:`~fgclip2_det.det.backbone.FGCLIP2ViT` with detectron2's backbone interface (``forward``
+  :class:`~fgclip2_det.openvocab.vit_features.FGCLIP2ViT` with detectron2's backbone interface (``forward``
   returns ``{name: (B, C, H/16, W/16)}``; ``output_shape``, ``size_divisibility``,
   ``padding_constraints``). Features: ``"block{i}"`` (raw output of encoder block ``i``, 0-based)
   for each tap and ``"dense"`` (the text-aligned dense-head map, unnormalised: what CAT-Seg-style
@@ -25,7 +25,7 @@ Padding: detectron2 pads a batch (``ImageList.from_tensors``, value 0 = mid-grey
 normalisation above) and meta-architectures call ``backbone(images.tensor)``, so a ViT sees the
 padding as image content and an image's features depend on its batch-mates. Pass the real sizes,
 ``backbone(images.tensor, images.image_sizes)`` or ``backbone(images)`` with the ``ImageList``, to
-get per-image features (see the padding notes of :mod:`fgclip2_det.det.backbone`); outside each
+get per-image features (see the padding notes of :mod:`fgclip2_det.openvocab.vit_features`); outside each
 image's patch grid the maps are then zero.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..det.backbone import FGCLIP2ViT
+from ..openvocab.vit_features import FGCLIP2ViT
 
 __all__ = ["FGCLIP2Detectron2Backbone", "add_fgclip2_config", "build_fgclip2_backbone", "register",
            "detectron2_available"]

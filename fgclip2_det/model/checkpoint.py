@@ -26,31 +26,42 @@ class CheckpointError(ValueError):
     """A checkpoint does not fit the model; the message lists every problem."""
 
 
-def read_state_dict(directory: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of ``model.safetensors`` or of the shards listed in ``model.safetensors.index.json``."""
+def weight_files(directory: str | Path) -> list[Path]:
+    """The weight files of a checkpoint: ``[model.safetensors]``, or the index followed by every shard
+    it lists (sorted). The one place that knows the layout (loading and the embedding cache use it)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint directory not found: {directory}")
     single, index = directory / WEIGHTS_NAME, directory / INDEX_NAME
     if single.is_file():
-        return _load_safetensors(single)
+        return [single]
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError) as e:
-            raise CheckpointError(f"{index}: not a safetensors index with a 'weight_map' ({e})") from e
-        state = {}
-        for shard in sorted(set(weight_map.values())):
-            tensors = _load_safetensors(directory / shard)
-            expected = {k for k, v in weight_map.items() if v == shard}
-            missing = sorted(expected - tensors.keys())
-            if missing:
-                raise CheckpointError(f"{directory / shard}: keys listed in {INDEX_NAME} are absent: "
-                                      f"{_short(missing)}")
-            state.update({k: tensors[k] for k in expected})
-        return state
+        return [index] + [directory / shard for shard in sorted(set(_weight_map(index).values()))]
     raise FileNotFoundError(f"{directory}: no {WEIGHTS_NAME} or {INDEX_NAME} (found: "
                             f"{sorted(p.name for p in directory.iterdir())})")
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    try:
+        return json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{index}: not a safetensors index with a 'weight_map' ({e})") from e
+
+
+def read_state_dict(directory: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of ``model.safetensors`` or of the shards listed in ``model.safetensors.index.json``."""
+    files = weight_files(directory)
+    if files[0].name == WEIGHTS_NAME:
+        return _load_safetensors(files[0])
+    index, weight_map, state = files[0], _weight_map(files[0]), {}
+    for path in files[1:]:
+        tensors = _load_safetensors(path)
+        expected = {k for k, v in weight_map.items() if v == path.name}
+        missing = sorted(expected - tensors.keys())
+        if missing:
+            raise CheckpointError(f"{path}: keys listed in {index.name} are absent: {_short(missing)}")
+        state.update({k: tensors[k] for k in expected})
+    return state
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -177,3 +188,4 @@ def siglip2_to_fgclip2_config(config: dict, keep_len: int = 20) -> dict:
     return {"model_type": "fgclip2", "architectures": ["FGCLIP2Model"],
             "initializer_factor": config.get("initializer_factor", 1.0),
             "text_config": text, "vision_config": vision}
+

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .boxes import check_boxes
+from .boxes import check_boxes, rescale_boxes
 
 __all__ = [
     "FGCLIP2ImageProcessor",
@@ -212,16 +212,6 @@ def _scale_float(arr: np.ndarray, source: str) -> np.ndarray:
     return np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-# --------------------------------------------------------------------------- boxes
-
-
-def _scale_boxes(boxes: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:
-    """Map xyxy boxes from an image of size ``src`` (H, W) to size ``dst`` (H, W)."""
-    sx, sy = dst[1] / src[1], dst[0] / src[0]
-    scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
-    return (boxes.to(torch.float64) * scale).to(torch.float32)
-
-
 # --------------------------------------------------------------------------- processor
 
 
@@ -247,7 +237,7 @@ class ProcessedImages:
     def map_boxes_back(self, boxes: Any, index: int) -> torch.Tensor:
         """Map xyxy boxes in resized-image pixels of image ``index`` back to original pixels."""
         t = check_boxes(boxes, index)
-        return _scale_boxes(t, self.sizes[index], self.original_sizes[index])
+        return rescale_boxes(t, self.sizes[index], self.original_sizes[index])
 
 
 class FGCLIP2ImageProcessor:
@@ -303,7 +293,7 @@ class FGCLIP2ImageProcessor:
             out.sizes.append(size)
             out.budgets.append(budget)
             if valid_boxes is not None:
-                out.boxes.append(_scale_boxes(valid_boxes, original, size))
+                out.boxes.append(rescale_boxes(valid_boxes, original, size))
         return out
 
     def _process_one(self, image: ImageLike, index: int):

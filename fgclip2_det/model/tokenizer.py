@@ -21,8 +21,10 @@ __all__ = ["FGCLIP2Tokenizer", "TOKENIZER_FILES"]
 
 logger = logging.getLogger("fgclip2_det")
 
-#: Files a checkpoint directory may ship; tokenizer.json is the minimum.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+#: Tokenizer files a checkpoint directory may ship (tokenizer.json is the minimum; tokenizer.model is
+#: the SentencePiece original some releases add). Export, conversion and the embedding cache copy or
+#: hash exactly these.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
 _FALLBACK_PAD = "<pad>"
 
 

@@ -8,9 +8,8 @@ import torch
 
 from ..model import FGCLIP2, FGCLIP2Config
 from ..model.checkpoint import CheckpointError, check_state_dict
+from ..model.tokenizer import TOKENIZER_FILES
 from .model import decode_extra_state
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
 
 
 def export_runner_checkpoint(checkpoint: str | Path, out_dir: str | Path,

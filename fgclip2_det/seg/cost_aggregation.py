@@ -21,10 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def cost_volume(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """(B, D, h, w) dense features, (K, D) text embeddings -> (B, K, h, w) cosine similarities."""
-    return torch.einsum("bdhw,kd->bkhw", F.normalize(dense.float(), dim=1), F.normalize(text.float(), dim=-1))
+from ..openvocab.scoring import dense_cosine
 
 
 def _conv_gn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -73,7 +70,7 @@ class CostAggregationDecoder(nn.Module):
         if len(guidance) != 2:
             raise ValueError(f"expected 2 guidance maps, got {len(guidance)}")
         k = text.shape[0]
-        cost = cost_volume(dense, text)                                           # (B, K, h, w)
+        cost = dense_cosine(dense, text)                                           # (B, K, h, w)
         vis = self.visual_guidance(dense.float())                                 # (B, G, h, w)
         x = torch.cat([self._spatial(cost[:, c], vis) for c in self._class_chunks(k)], dim=1)
         x = self._aggregate_classes(x, text)                                      # (B, K, C, h, w)

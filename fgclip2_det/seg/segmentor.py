@@ -3,13 +3,13 @@
 Two ways to turn the text-aligned dense map into per-pixel classes, same model and configs:
 
 * training-free (``decoder=None``): softmax(T * cos(dense feature, class text embedding)) at every
-  patch, upsampled bilinearly to the image; optionally pixels whose best probability is below
+  patch (``fgclip2_det.openvocab.scoring.dense_logits``), upsampled bilinearly to the image; optionally pixels whose best probability is below
   ``background_threshold`` go to ``background_index`` (for vocabularies with a background class);
 * a :class:`~.cost_aggregation.CostAggregationDecoder` trained on the seen classes, which decodes the
   cost volume and so applies to any vocabulary at test time.
 
-The vocabulary and the unseen classes come from the dataset (``DatasetVocabularyHook``); in training,
-unseen classes are left out of the softmax (their pixels are ignore-labelled in the synthetic world
+The vocabulary and its novel classes come from the dataset (``DatasetVocabularyHook``); in training,
+novel classes are left out of the softmax (their pixels are ignore-labelled in the synthetic world
 and absent from COCO-Stuff), so the decoder never learns from their names.
 
 Inference is ``whole`` (each image at its size) or ``slide`` (``crop_size`` windows every ``stride``
@@ -27,12 +27,12 @@ from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 from mmdet.registry import MODELS
 
-from ..det.text_classifier import TextClassifier, Vocabulary, novel_class_mask
-from .cost_aggregation import CostAggregationDecoder, cost_volume
+from ..openvocab import BOX_TEMPERATURE, OpenVocabularyMixin, Vocabulary, dense_logits
+from .cost_aggregation import CostAggregationDecoder
 
 
 @MODELS.register_module()
-class FGCLIP2Segmentor(BaseModel):
+class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
     """Args:
         backbone: ``FGCLIP2ViT`` config; with a decoder, ``out_indices`` gives its two guidance maps
             (coarse guidance first).
@@ -47,7 +47,7 @@ class FGCLIP2Segmentor(BaseModel):
     """
 
     def __init__(self, backbone: dict, decoder: dict | None = None, text_classifier: dict | None = None,
-                 classes: Vocabulary | None = None, temperature: float = 100.0,
+                 classes: Vocabulary | None = None, temperature: float = BOX_TEMPERATURE,
                  background_threshold: float | None = None, background_index: int = 0,
                  test_cfg: dict | None = None, ignore_index: int = 255, data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None):
@@ -64,8 +64,7 @@ class FGCLIP2Segmentor(BaseModel):
                                  f"backbone.out_indices to two blocks, got {self.backbone.out_indices}")
             dim = self.backbone.embed_dim
             self.decoder = CostAggregationDecoder(**{"embed_dim": dim, "guidance_dim": dim, **decoder})
-        self.text_cfg = {"kind": "box", **dict(text_classifier or {})}
-        self.text_cfg.setdefault("checkpoint", self.backbone.checkpoint)
+        self.configure_text(text_classifier, self.backbone.checkpoint, kind="box")
         self.temperature = float(temperature)
         self.background_threshold = background_threshold
         self.background_index = int(background_index)
@@ -73,35 +72,23 @@ class FGCLIP2Segmentor(BaseModel):
         if self.test_cfg.get("mode", "whole") not in ("whole", "slide"):
             raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {self.test_cfg.get('mode')!r}")
         self.ignore_index = int(ignore_index)
-        self.classes: list | None = None
         self.register_buffer("class_embeds", torch.zeros(0, self.backbone.embed_dim), persistent=False)
-        self.register_buffer("unseen_mask", torch.zeros(0, dtype=torch.bool), persistent=False)
+        self.register_buffer("novel_mask", torch.zeros(0, dtype=torch.bool), persistent=False)
         if classes is not None:
             self.set_vocabulary(classes)
 
     # ---------------------------------------------------------------------------- vocabulary
-    def set_vocabulary(self, classes: Vocabulary, metainfo: dict | None = None) -> None:
-        """Class embeddings; unseen = ``metainfo['novel_classes']`` (excluded from the training loss)."""
-        unseen = novel_class_mask(classes, metainfo)
-        embeds = TextClassifier(**{"device": self.class_embeds.device, **self.text_cfg})(classes)
-        self.class_embeds = embeds.to(self.class_embeds.device)
-        self.unseen_mask = unseen.to(self.class_embeds.device)
-        self.classes = [c if isinstance(c, str) else list(c) for c in classes]
-
-    def _check_vocabulary(self) -> None:
-        meta = getattr(self, "dataset_meta", None) or {}
-        if self.classes is None and meta.get("classes"):  # loaded by mmdet.apis.init_detector
-            self.set_vocabulary(meta["classes"], meta)
-        if self.classes is None:
-            raise RuntimeError("FGCLIP2Segmentor has no vocabulary: pass classes=... or add "
-                               "custom_hooks=[dict(type='DatasetVocabularyHook')] to the config")
+    def apply_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
+        """Novel classes are excluded from the training loss (module doc)."""
+        self.class_embeds = class_embeds.to(self.class_embeds.device)
+        self.novel_mask = novel_mask.to(self.class_embeds.device)
 
     # ------------------------------------------------------------------------------- logits
     def logits(self, inputs: torch.Tensor, img_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
         """(B, K, H, W) class logits at the input's (padded) resolution."""
         feats = self.backbone(inputs, img_shapes=img_shapes)
         if self.decoder is None:
-            out = self.temperature * cost_volume(feats.dense, self.class_embeds)
+            out = dense_logits(feats.dense, self.class_embeds, self.temperature)
         else:
             out = self.decoder(feats.dense, self.class_embeds, list(feats))
         return F.interpolate(out, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
@@ -132,7 +119,7 @@ class FGCLIP2Segmentor(BaseModel):
 
     # --------------------------------------------------------------------------------- modes
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = "tensor"):
-        self._check_vocabulary()
+        self.require_vocabulary()
         if mode == "loss":
             return self.loss(inputs, data_samples)
         if mode == "predict":
@@ -143,16 +130,16 @@ class FGCLIP2Segmentor(BaseModel):
         raise ValueError(f"invalid mode {mode!r}; expected 'loss', 'predict' or 'tensor'")
 
     def loss(self, inputs: torch.Tensor, data_samples) -> dict[str, torch.Tensor]:
-        """Pixel cross-entropy over the seen classes; ignore-labelled, unseen-class and padding pixels
+        """Pixel cross-entropy over the base classes; ignore-labelled, novel-class and padding pixels
         excluded."""
         labels = torch.stack([self._gt(s, inputs.shape[-2:]) for s in data_samples]).to(inputs.device)
-        unseen = self.unseen_mask.to(inputs.device)
-        # Unseen classes are out of the softmax, and their pixels (should a map label them) out of
-        # the loss: the decoder never learns from an unseen class.
+        novel = self.novel_mask.to(inputs.device)
+        # Novel classes are out of the softmax, and their pixels (should a map label them) out of
+        # the loss: the decoder never learns from a novel class.
         labelled = labels != self.ignore_index
-        labels = torch.where(labelled & unseen[labels.clamp(0, len(unseen) - 1)], self.ignore_index, labels)
+        labels = torch.where(labelled & novel[labels.clamp(0, len(novel) - 1)], self.ignore_index, labels)
         logits = self.logits(inputs, [s.img_shape for s in data_samples])
-        logits = logits.masked_fill(unseen[None, :, None, None], float("-inf"))
+        logits = logits.masked_fill(novel[None, :, None, None], float("-inf"))
         if not (labels != self.ignore_index).any():  # nothing labelled: a zero that keeps the graph
             return {"loss_seg": logits.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0}
         return {"loss_seg": F.cross_entropy(logits, labels, ignore_index=self.ignore_index)}

@@ -26,28 +26,19 @@ from typing import Any
 
 import torch
 
+from ..model.checkpoint import weight_files
+from ..model.tokenizer import TOKENIZER_FILES
+
 logger = logging.getLogger("fgclip2_det")
 
 CACHE_FORMAT = 1  # bump when the embedding computation itself changes
 _MIB = 1 << 20
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
 
 
 def default_cache_dir() -> Path:
     """``$FGCLIP2_DET_CACHE/text`` if set, else ``~/.cache/fgclip2_det/text``."""
     root = os.environ.get("FGCLIP2_DET_CACHE")
     return Path(root) / "text" if root else Path.home() / ".cache" / "fgclip2_det" / "text"
-
-
-def weight_files(checkpoint: str | Path) -> list[Path]:
-    directory = Path(checkpoint)
-    single, index = directory / "model.safetensors", directory / "model.safetensors.index.json"
-    if single.is_file():
-        return [single]
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        return [index] + [directory / s for s in shards]
-    raise FileNotFoundError(f"{directory}: no model.safetensors or model.safetensors.index.json")
 
 
 def _sha256_file(path: Path, head_tail_only: bool) -> str:

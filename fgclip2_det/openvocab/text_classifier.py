@@ -11,12 +11,13 @@ A vocabulary is a list of classes; a class is a name or a list of synonyms. Per 
   ideographs are treated the same way.
 
 Embedding of a name = L2(mean over its texts of L2(encode_text(text, kind='box'))); of a class =
-L2(mean over its names). Results are cached on disk (:mod:`.text_cache`), so the text tower is
+L2(mean over its names). Results are cached on disk (:mod:`.cache`), so the text tower is
 loaded only on a cache miss, and freed afterwards.
+
+``name_style='underscore_to_space'`` prompts LVIS-style names as words ("baby_buggy" -> "baby buggy").
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -25,19 +26,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..model import FGCLIP2Tokenizer
-from .text_cache import EmbeddingCache, cache_key, checkpoint_fingerprint, tokenizer_fingerprint
+from .cache import EmbeddingCache, cache_key, checkpoint_fingerprint, tokenizer_fingerprint
 from .towers import load_fgclip2_tower
+from .vocabulary import Vocabulary, contains_cjk, normalize_vocabulary
 
 TEMPLATE_FILE = Path(__file__).resolve().parents[1] / "data" / "prompt_templates_en.txt"
-
-# CJK ideographs: unified (+ extension A, B-F) and compatibility blocks.
-_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
-
-Vocabulary = Sequence[str | Sequence[str]]
-
-
-def contains_cjk(text: str) -> bool:
-    return _CJK.search(text) is not None
 
 
 def load_templates(path: str | Path = TEMPLATE_FILE) -> tuple[str, ...]:
@@ -50,32 +43,6 @@ def load_templates(path: str | Path = TEMPLATE_FILE) -> tuple[str, ...]:
     return templates
 
 
-def normalize_vocabulary(classes: Vocabulary) -> list[tuple[str, ...]]:
-    """list of str / list of synonym lists -> list of tuples of names; empty input is an error."""
-    if isinstance(classes, str) or not isinstance(classes, Sequence) or len(classes) == 0:
-        raise ValueError(f"the vocabulary must be a non-empty list of class names (or synonym lists), "
-                         f"got {classes!r}")
-    vocab = []
-    for i, entry in enumerate(classes):
-        names = (entry,) if isinstance(entry, str) else tuple(entry) if isinstance(entry, Sequence) else ()
-        if not names or not all(isinstance(n, str) and n.strip() for n in names):
-            raise ValueError(f"class {i} must be a non-empty name or a non-empty list of non-empty "
-                             f"names, got {entry!r}")
-        vocab.append(names)
-    return vocab
-
-
-def novel_class_mask(classes: Vocabulary, metainfo: dict | None) -> torch.Tensor:
-    """(C,) bool: which classes ``metainfo['novel_classes']`` names (by a class's first name). A
-    novel name that is not in the vocabulary is an error naming it."""
-    names = [c if isinstance(c, str) else c[0] for c in classes]
-    novel = tuple((metainfo or {}).get("novel_classes") or ())
-    unknown = [n for n in novel if n not in names]
-    if unknown:
-        raise ValueError(f"novel_classes not in the vocabulary: {unknown[:10]} ({len(unknown)} of {len(novel)})")
-    return torch.tensor([n in novel for n in names], dtype=torch.bool)
-
-
 class TextClassifier:
     """Callable: ``TextClassifier(checkpoint)(classes) -> (C, D)`` L2-normalised class embeddings.
 
@@ -85,6 +52,7 @@ class TextClassifier:
         templates_en: 'default' (the 80 official templates), or a list of templates with '{}';
             None / [] = the bare name.
         lowercase_en: lower-case English texts (official: yes).
+        name_style: 'as_is', or 'underscore_to_space' for names written with underscores (LVIS).
         kind: text head, 'box' for region features.
         cache_dir: embedding cache folder (None -> ``default_cache_dir()``); use_cache=False skips it.
         fingerprint: checkpoint fingerprint mode for the cache key, 'fast' or 'full' (text_cache).
@@ -100,7 +68,10 @@ class TextClassifier:
                  templates_en: str | Sequence[str] | None = "default", lowercase_en: bool = True,
                  kind: str = "box", cache_dir: str | Path | None = None, use_cache: bool = True,
                  fingerprint: str = "fast", batch_size: int = 256, progress: bool = True,
-                 device: str | torch.device = "cpu", attention_mask: bool = False):
+                 device: str | torch.device = "cpu", attention_mask: bool = False, name_style: str = "as_is"):
+        if name_style not in ("as_is", "underscore_to_space"):
+            raise ValueError(f"name_style must be 'as_is' or 'underscore_to_space', got {name_style!r}")
+        self.name_style = name_style
         if language not in ("auto", "en", "zh"):
             raise ValueError(f"language must be 'auto', 'en' or 'zh', got {language!r}")
         if not (isinstance(batch_size, int) and batch_size > 0):
@@ -126,6 +97,8 @@ class TextClassifier:
     # ------------------------------------------------------------------------------ texts
     def name_texts(self, name: str) -> list[str]:
         """The texts whose embeddings are averaged for one name."""
+        if self.name_style == "underscore_to_space":
+            name = name.replace("_", " ")
         chinese = self.language == "zh" or (self.language == "auto" and contains_cjk(name))
         if chinese:
             return [name]
