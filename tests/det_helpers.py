@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fgclip2_det.det.text_classifier import load_templates
+from fgclip2_det.openvocab.text_classifier import load_templates
 from fgclip2_det.model import FGCLIP2ImageProcessor, FGCLIP2Tokenizer
 
 def in_mmdet_scope():
@@ -31,8 +31,8 @@ def mmdet_scope():
 
 
 ROOT = Path(__file__).resolve().parents[1]
-BOXCLASS_CONFIG = ROOT / "configs" / "boxclass" / "fgclip2-base_boxclass_coco.py"
-FGOVD_CONFIG = ROOT / "configs" / "fgovd" / "fgclip2-base_fgovd.py"
+BOXCLASS_CONFIG = ROOT / "configs" / "boxclass" / "boxclass_fgclip2-base_coco.py"
+FGOVD_CONFIG = ROOT / "configs" / "fgovd" / "caption-rank_fgclip2-base_fgovd.py"
 
 
 def write_coco_set(root: Path) -> Path:

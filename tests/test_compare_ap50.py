@@ -1,4 +1,5 @@
-"""tools/compare_ap50.py: AP50 equal to pycocotools', paired bootstrap intervals, the name-rotation control."""
+"""AP50 comparison (fgclip2_det/evaluation/ap_comparison.py, CLI tools/compare_ap50.py): AP50 equal to
+pycocotools', paired bootstrap intervals, the name-rotation control."""
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +20,10 @@ BASE, NOVEL = ("a", "b", "c"), ("d", "e")
 
 @pytest.fixture(scope="module")
 def tool():
-    return load_tool("compare_ap50")
+    """The maths live in the package; the tool is its command line."""
+    from fgclip2_det.evaluation import ap_comparison
+
+    return ap_comparison
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +181,18 @@ def test_bad_dumps_name_the_problem(tool, world, tmp_path):
     bare.write_text("test_dataloader = dict(dataset=dict(metainfo=dict(classes=('a',))))\n")
     with pytest.raises(ValueError, match="no base_classes, novel_classes"):
         tool.compare(str(bare), world["ann"], good, good, samples=5)
+
+
+def test_the_command_line_prints_the_table_of_compare(tool, world, capsys):
+    """tools/compare_ap50.py is a thin CLI: the table it returns and prints is ``compare``'s."""
+    a = make_dump(world, world["root"] / "cli_a.pkl", dict(a=0.5, b=0.5, c=0.5, d=1.0, e=0.2), seed=6)
+    b = make_dump(world, world["root"] / "cli_b.pkl", dict(a=0.5, b=0.5, c=0.5, d=0.2, e=1.0), seed=7)
+    table = load_tool("compare_ap50").main([world["config"], world["ann"], a, b, "--samples", "20", "--seed", "3",
+                                            "--shuffle-control"])
+    assert table == tool.compare(world["config"], world["ann"], a, b, samples=20, seed=3, shuffle_control=True)
+    printed = capsys.readouterr().out
+    assert printed == tool.markdown_table(table) + "\n"
+    novel = table["novel"]
+    assert (f"| novel | {novel['a']:.4f} | {novel['b']:.4f} | {novel['diff']:+.4f} | {novel['low']:+.4f} to "
+            f"{novel['high']:+.4f} | {novel['share_positive']:.1%} |") in printed.splitlines()
+    assert printed.count("\n| novel AP50 | A | B |") == 1 and "| names rotated (mean of the shifts) |" in printed

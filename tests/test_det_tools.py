@@ -51,7 +51,7 @@ def test_test_py_arguments(tmp_path):
                                "--cfg-options", "model.topk=3"])
     cfg = tool["build_config"](args)
     assert args.checkpoint is None and cfg.load_from is None and cfg.model.topk == 3
-    assert cfg.work_dir.endswith("fgclip2-base_boxclass_coco")
+    assert cfg.work_dir.endswith("boxclass_fgclip2-base_coco")
     assert cfg.test_evaluator[-1] == dict(type="DumpResults", out_file_path="x.pkl")
     assert cfg.default_hooks.visualization.draw and cfg.default_hooks.visualization.test_out_dir == "vis"
     assert tool["build_config"](tool["parse_args"]([str(BOXCLASS_CONFIG), "run.pth"])).load_from == "run.pth"

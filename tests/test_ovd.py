@@ -15,7 +15,8 @@ from mmengine.config import Config
 from det_helpers import ROOT, in_mmdet_scope, mmdet_scope, shared_text_cache  # noqa: F401 (mmdet_scope: autouse fixture)
 from fgclip2_det.datasets.synthetic import generate_world
 from fgclip2_det.det import CosineBBoxHead, OVCocoDataset, OVLVISDataset, RegionScoreEnsemble
-from fgclip2_det.model import FGCLIP2
+from fgclip2_det.det.widths import fill_widths
+from fgclip2_det.model import FGCLIP2, FGCLIP2Config
 
 SYNTHETIC = ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic.py"
 EXAMPLE = ROOT / "configs" / "ovd" / "examples" / "fvit_fgclip2-tiny_2fc-head_wide-anchors_ov-synthetic.py"
@@ -62,7 +63,7 @@ def test_cosine_head_logits_are_temperature_times_cosine():
     torch.manual_seed(0)
     head = small_head()
     embeds = torch.randn(3, 4)
-    head.set_vocabulary(embeds, torch.tensor([False, True, False]))
+    head.set_class_embeddings(embeds, torch.tensor([False, True, False]))
     x = torch.randn(6, 3, 2, 2)
     logits, deltas = head(x)
     hidden = F.relu(head.shared_fcs[0](x.flatten(1)))
@@ -76,7 +77,7 @@ def test_cosine_head_logits_are_temperature_times_cosine():
 
 def test_cosine_head_zero_background_and_fixed_temperature():
     head = small_head(background="zero", learn_temperature=False, temperature=20.0)
-    head.set_vocabulary(torch.randn(3, 4), torch.zeros(3, dtype=torch.bool))
+    head.set_class_embeddings(torch.randn(3, 4), torch.zeros(3, dtype=torch.bool))
     logits, _ = head(torch.randn(2, 3, 2, 2))
     assert torch.equal(logits[:, -1], torch.zeros(2)) and logits[:, :3].abs().max() <= 20.0 + 1e-4
     assert not head.log_temperature.requires_grad
@@ -85,7 +86,7 @@ def test_cosine_head_zero_background_and_fixed_temperature():
 def test_novel_targets_get_no_classification_loss():
     torch.manual_seed(1)
     head = small_head(background_weight=0.6)
-    head.set_vocabulary(torch.randn(3, 4), torch.tensor([False, True, False]))
+    head.set_class_embeddings(torch.randn(3, 4), torch.tensor([False, True, False]))
     assert head.class_loss_weights().tolist() == pytest.approx([1.0, 0.0, 1.0, 0.6])
     cls_score = torch.randn(4, 4, requires_grad=True)
     labels = torch.tensor([0, 1, 3, 2])  # proposal 1 is labelled with the novel class, 2 is background
@@ -104,7 +105,7 @@ def test_cosine_head_errors():
     with pytest.raises(RuntimeError, match="DatasetVocabularyHook"):
         head(torch.randn(1, 3, 2, 2))
     with pytest.raises(ValueError, match="num_classes=3"):
-        head.set_vocabulary(torch.randn(5, 4), torch.zeros(5, dtype=torch.bool))
+        head.set_class_embeddings(torch.randn(5, 4), torch.zeros(5, dtype=torch.bool))
     with pytest.raises(ValueError, match="background"):
         small_head(background="text")
 
@@ -147,7 +148,7 @@ def detector(tiny_dir, world, tmp_path_factory):
     with in_mmdet_scope():
         model = MODELS.build(cfg.model)
     model.init_weights()
-    model.set_vocabulary(cfg.val_dataloader.dataset.metainfo["classes"], dict(cfg.val_dataloader.dataset.metainfo))
+    model.set_vocabulary_from_meta(dict(cfg.val_dataloader.dataset.metainfo))
     return model.eval()
 
 
@@ -218,17 +219,21 @@ def test_training_step_leaves_the_backbone_frozen(detector, world):
 def test_vocabulary_errors(detector):
     classes = list(detector.classes)
     with pytest.raises(ValueError, match="novel_classes not in the vocabulary"):
-        detector.set_vocabulary(classes, {"novel_classes": ("unicorn",)})
-    with pytest.raises(ValueError, match="num_classes=14"):
-        detector.set_vocabulary(classes[:5], {})
-    detector.set_vocabulary(classes, {"novel_classes": NOVEL})
+        detector.set_vocabulary(classes, ("unicorn",))
+    detector.train()  # in training the vocabulary must have the box head's size
+    try:
+        with pytest.raises(ValueError, match="num_classes=14"):
+            detector.set_vocabulary(classes[:5])
+    finally:
+        detector.eval()
+    detector.set_vocabulary(classes, NOVEL)
     assert detector.roi_head.bbox_head.novel_mask.sum() == 4
 
 
 def test_a_free_vocabulary_of_another_size_is_used_when_asked(detector, world):
-    classes, meta = list(detector.classes), {"novel_classes": NOVEL}
+    classes = list(detector.classes)
     try:
-        detector.set_vocabulary(["circle", "红色的星星", "heart"], {"novel_classes": ("heart",)}, resize=True)
+        detector.set_vocabulary(["circle", "红色的星星", "heart"], ("heart",))  # inference: any size
         head = detector.roi_head.bbox_head
         assert head.num_classes == 3 and head.class_embeds.shape[0] == 3 and head.novel_mask.tolist() == [0, 0, 1]
         data = _batch(detector, world, n=1)
@@ -236,12 +241,12 @@ def test_a_free_vocabulary_of_another_size_is_used_when_asked(detector, world):
             pred = detector.predict(data["inputs"], data["data_samples"])[0].pred_instances
         assert len(pred) > 0 and int(pred.labels.max()) < 3
     finally:
-        detector.set_vocabulary(classes, meta, resize=True)
+        detector.set_vocabulary(classes, NOVEL)
     assert detector.roi_head.bbox_head.num_classes == 14
     head.reg_class_agnostic = False
     try:
         with pytest.raises(ValueError, match="class-agnostic"):
-            detector.set_vocabulary(classes[:3], {}, resize=True)
+            detector.set_vocabulary(classes[:3])
     finally:
         head.reg_class_agnostic = True
 
@@ -369,17 +374,23 @@ def test_lvis_split_comes_from_frequency(tmp_path):
     ("base_ov-coco", 768, 65, 0.8, "coco/novel_ap50"), ("large_ov-coco", 1024, 65, 0.8, "coco/novel_ap50"),
     ("so400m_ov-coco", 1152, 65, 0.8, "coco/novel_ap50"), ("base_ov-lvis", 768, 1203, 0.6, "lvis/segm_APr"),
     ("large_ov-lvis", 1024, 1203, 0.6, "lvis/segm_APr"), ("so400m_ov-lvis", 1152, 1203, 0.6, "lvis/segm_APr")])
-def test_benchmark_configs(name, dim, classes, beta, best):
+def test_benchmark_configs(name, dim, classes, beta, best, tmp_path):
+    """Widths are those the detector resolves from the named checkpoint's config.json (the size's
+    preset stands in for the released folder)."""
     cfg = Config.fromfile(str(ROOT / "configs" / "ovd" / f"fvit_fgclip2-{name}.py"))
-    head = cfg.model.roi_head
-    assert head.bbox_head.embed_dim == dim and cfg.model.neck.necks[0].in_channels == dim
+    size = name.split("_")[0]
+    assert cfg.model.backbone.checkpoint == f"checkpoints/fg-clip2-{size}"
+    FGCLIP2Config.preset(size).save(tmp_path)
+    neck, head = fill_widths(dict(cfg.model.backbone, checkpoint=str(tmp_path)), cfg.model.neck,
+                             cfg.model.roi_head)
+    assert head.bbox_head.embed_dim == dim and neck.necks[0].in_channels == dim
     assert head.bbox_head.num_classes == classes and head.ensemble.beta == beta and head.ensemble.alpha == 0.1
     assert cfg.default_hooks.checkpoint.save_best == best
     assert cfg.train_dataloader.dataset.get("drop_novel_annotations",
                                             cfg.train_dataloader.dataset.get("dataset", {}).get("drop_novel_annotations"))
     if "lvis" in name:
         assert head.mask_head.class_agnostic and cfg.model.test_cfg.rcnn.max_per_img == 300
-        assert cfg.model.class_name_style == "underscore_to_space"
+        assert cfg.model.text_classifier.name_style == "underscore_to_space"
 
 
 def test_synthetic_prompts_follow_the_world_vocabulary():
@@ -389,8 +400,9 @@ def test_synthetic_prompts_follow_the_world_vocabulary():
 
     expected = [ObjectSpec("star", s, c, p).describe("en").removesuffix(" star") + " {}"
                 for s in SIZES for p in PATTERNS for c in COLOURS]
-    boxclass = Config.fromfile(str(ROOT / "configs" / "boxclass" / "fgclip2-tiny_boxclass_synthetic-prompts.py"))
-    cfg = Config.fromfile(str(ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic-10k.py"))
+    boxclass = Config.fromfile(str(ROOT / "configs" / "boxclass"
+                                   / "boxclass_fgclip2-tiny_synthetic-prompts_synthetic.py"))
+    cfg = Config.fromfile(str(ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny-10k_ov-synthetic.py"))
     assert boxclass.model.text_classifier.templates_en == expected
     assert cfg.model.text_classifier.templates_en == expected
     assert cfg.model.backbone.checkpoint == "work_dirs/tiny-10k-stage2"

@@ -20,7 +20,7 @@ from fgclip2_det.pretrain.annotations import AnnotationError, load_samples
 from fgclip2_det.pretrain.export import export_runner_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE2_CONFIG = ROOT / "configs/pretrain/fgclip2_tiny_stage2_synthetic.py"
+STAGE2_CONFIG = ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_synthetic.py"
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +259,7 @@ def test_export_rejects_other_checkpoints(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_gloo(world, tiny_dir, tmp_path):
-    """tools/dist_train.sh on CPU: gloo initialised by tools/launch.py, DDP with device_ids=None."""
+    """tools/dist_train.sh on CPU: gloo initialised by fgclip2_det/apis/launch.py, DDP with device_ids=None."""
     import os
     import socket
     import subprocess

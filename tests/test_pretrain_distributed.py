@@ -22,7 +22,7 @@ from fgclip2_det.pretrain.sampler import ResumeLanguageBatchesHook, _ReplayedIte
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_CONFIG = ROOT / "tests/configs/pretrain_tiny_stage2_epochs.py"
-ITER_CONFIG = ROOT / "configs/pretrain/fgclip2_tiny_stage2_synthetic.py"
+ITER_CONFIG = ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_synthetic.py"
 N_ZH = 13  # Chinese samples kept: fewer than the English ones (unequal languages)
 TIMEOUT = 420
 
@@ -327,12 +327,13 @@ def test_slurm_train_builds_the_srun_command(tmp_path):
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "SRUN_ARGS_OUT": str(tmp_path / "args"),
            "GPUS": "16", "GPUS_PER_NODE": "8", "SRUN_ARGS": "--qos=high"}
-    proc = subprocess.run(["bash", "tools/slurm_train.sh", "gpu", "s2", "configs/pretrain/fgclip2_base_stage2.py",
+    config = "configs/pretrain/fgclip2-stage2_fgclip2-base_finehard.py"
+    proc = subprocess.run(["bash", "tools/slurm_train.sh", "gpu", "s2", config,
                            "work_dirs/s2", "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     args = (tmp_path / "args").read_text().split("\n")
     for expected in ("-p", "gpu", "--job-name=s2", "--gres=gpu:8", "--ntasks=16", "--ntasks-per-node=8",
-                     "--kill-on-bad-exit=1", "--qos=high", "tools/train.py", "configs/pretrain/fgclip2_base_stage2.py",
+                     "--kill-on-bad-exit=1", "--qos=high", "tools/train.py", config,
                      "--work-dir=work_dirs/s2", "--launcher", "slurm", "--resume"):
         assert expected in args, (expected, args)
 

@@ -26,7 +26,7 @@ from fgclip2_det.pretrain.fsdp2 import (FSDP2OptimWrapper, FSDP2Strategy, clip_g
 from fgclip2_det.pretrain.losses import SigmoidContrastiveLoss
 
 ROOT = Path(__file__).resolve().parents[1]
-FSDP2_CONFIG = ROOT / "configs/pretrain/fgclip2_tiny_stage2_synthetic_fsdp2.py"
+FSDP2_CONFIG = ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_fsdp2_synthetic.py"
 WORLD = 2
 HALVES = ([0, 1], [2, 3])  # the global batch of the equivalence test, split over the ranks
 GLOBAL_TERMS = ("loss_global_long", "loss_global_short")

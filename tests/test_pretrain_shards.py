@@ -286,7 +286,7 @@ def test_shards_config_builds_the_dataset(shards):
     from mmdet.registry import DATASETS
 
     out, summary = shards
-    cfg = Config.fromfile(ROOT / "configs/pretrain/fgclip2_tiny_stage2_synthetic_shards.py")
+    cfg = Config.fromfile(ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_synthetic-shards.py")
     spec = cfg.train_dataloader.dataset
     assert spec.type == "FineHARDShardDataset" and "ann_file" not in spec and spec.num_negatives == 10
     assert cfg.train_dataloader.batch_sampler.type == "GlobalLanguageBatchSampler"

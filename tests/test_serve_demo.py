@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fgclip2_det.apps.engine import MAX_PIXELS, InputError, load_upload, parse_boxes, parse_vocabulary
+from fgclip2_det.apis import InputError, parse_boxes, parse_vocabulary
+from fgclip2_det.apps.engine import MAX_PIXELS, load_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "work_dirs" / "serve_demo" / "screenshots"
@@ -127,7 +128,7 @@ def test_engine_runs_a_trained_detector_and_segmentor_on_a_typed_vocabulary(tiny
 
     cache = tmp_path / "cache"
     detector = _saved_model(ROOT / "configs/ovd/fvit_fgclip2-tiny_ov-synthetic.py", tiny_dir, cache, tmp_path / "det")
-    segmentor = _saved_model(ROOT / "configs/ovseg/fgclip2-tiny_cat-seg_synthetic.py", tiny_dir, cache,
+    segmentor = _saved_model(ROOT / "configs/ovseg/cat-seg_fgclip2-tiny_synthetic.py", tiny_dir, cache,
                              tmp_path / "seg")
     engine = DemoEngine(tiny_dir, detector=detector, segmentor=segmentor, cache_dir=str(cache))
     rng = np.random.default_rng(0)

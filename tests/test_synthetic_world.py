@@ -238,8 +238,8 @@ def test_project_dataset_classes_load_the_world(world):
         assert len(item["box_captions"][0]) == 11 and Path(item["img_path"]).is_file()
 
 
-@pytest.mark.parametrize("config, n_classes", [("fgclip2-tiny_boxclass_synthetic.py", 14),
-                                               ("fgclip2-tiny_boxclass-fine_synthetic.py", 14 * 12)])
+@pytest.mark.parametrize("config, n_classes", [("boxclass_fgclip2-tiny_synthetic.py", 14),
+                                               ("boxclass_fgclip2-tiny_synthetic-fine.py", 14 * 12)])
 def test_tiny_boxclass_configs_label_every_val_box(world, config, n_classes):
     """The two synthetic BoxClass configs: kinds (14) and colour x kind (168), every val box labelled."""
     from mmdet.registry import DATASETS

@@ -124,7 +124,7 @@ def test_demo_font_checks(demo, tmp_path):
 
     dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     assert not demo.font_has_glyphs(dejavu) and not demo.font_has_glyphs(tmp_path / "missing.ttf")
-    with pytest.raises(demo.DemoError, match="not a font with Chinese glyphs"):
+    with pytest.raises(demo.InputError, match="not a font with Chinese glyphs"):
         demo.find_cjk_font(str(dejavu))
 
 
@@ -140,7 +140,7 @@ def test_demo_without_cjk_font_warns_and_still_draws(demo, grey_image, tiny_dir,
 
 def test_demo_uses_the_text_classifier(demo, grey_image, tiny_dir):
     """Box scores = softmax(100 cos) against TextClassifier embeddings (EN: 80 templates, ZH: bare)."""
-    from fgclip2_det.det.text_classifier import TextClassifier
+    from fgclip2_det.openvocab.text_classifier import TextClassifier
     from fgclip2_det.model.image_processor import FGCLIP2ImageProcessor
 
     vocab = ["red car", "蓝色的杯子"]

@@ -238,9 +238,10 @@ def bench_pretrain(args) -> dict:
         res["stage2_vs_stage1_step_ratio"] = res["stage2_step"]["step_s"] / res["stage1_step"]["step_s"]
         if args.pretrain_end_to_end:
             py = sys.executable
-            runs = [("stage1", "configs/pretrain/fgclip2_tiny_stage1_synthetic.py", tiny, tmp / "stage1", True),
-                    ("stage2", "configs/pretrain/fgclip2_tiny_stage2_synthetic.py", tmp / "stage1", tmp / "stage2",
-                     False)]
+            runs = [("stage1", "configs/pretrain/fgclip2-stage1_fgclip2-tiny_synthetic.py", tiny, tmp / "stage1",
+                     True),
+                    ("stage2", "configs/pretrain/fgclip2-stage2_fgclip2-tiny_synthetic.py", tmp / "stage1",
+                     tmp / "stage2", False)]
             start = time.perf_counter()
             for name, config, init, out, copy_heads in runs:
                 t0 = time.perf_counter()
@@ -392,7 +393,7 @@ def bench_text_cache(args) -> dict:
 
     from mmdet.datasets import LVISV1Dataset
 
-    from fgclip2_det.det.text_classifier import TextClassifier
+    from fgclip2_det.openvocab.text_classifier import TextClassifier
     from fgclip2_det.model.tiny import make_tiny_checkpoint
 
     classes = [name.replace("_", " ") for name in LVISV1Dataset.METAINFO["classes"]]
@@ -453,7 +454,7 @@ def _ovd_detector(preset: str, checkpoint: Path):
     head = model.roi_head.bbox_head
     embeds = torch.nn.functional.normalize(torch.randn(head.num_classes, head.embed_dim,
                                                        generator=torch.Generator().manual_seed(0)), dim=-1)
-    head.set_vocabulary(embeds, torch.arange(head.num_classes) % 4 == 3)
+    head.set_class_embeddings(embeds, torch.arange(head.num_classes) % 4 == 3)
     return model
 
 
@@ -552,8 +553,8 @@ def bench_ovseg(args) -> dict:
     from fgclip2_det.model.tiny import make_tiny_checkpoint
 
     root = Path(__file__).resolve().parents[1]
-    config = ("configs/ovseg/fgclip2-tiny_cat-seg_synthetic.py" if args.ovseg_preset == "tiny"
-              else "configs/ovseg/fgclip2-base_cat-seg_coco-stuff-171.py")
+    config = ("configs/ovseg/cat-seg_fgclip2-tiny_synthetic.py" if args.ovseg_preset == "tiny"
+              else "configs/ovseg/cat-seg_fgclip2-base_coco-stuff-171.py")
     cfg = Config.fromfile(str(root / config))
     res = {"preset": args.ovseg_preset, "cases": []}
     with tempfile.TemporaryDirectory() as tmp:

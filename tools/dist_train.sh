@@ -2,7 +2,7 @@
 # Distributed training: tools/dist_train.sh CONFIG NPROC_PER_NODE [train.py options...]
 # Several machines (MMDetection's convention): run it once per machine with the same PORT and
 #   NNODES=M NODE_RANK=0..M-1 MASTER_ADDR=<address of node 0> tools/dist_train.sh CONFIG NPROC_PER_NODE
-# GPUs: NCCL. CPU-only machines: gloo, initialised by tools/launch.py (MMEngine's own init needs CUDA).
+# GPUs: NCCL. CPU-only machines: gloo, initialised by fgclip2_det/apis/launch.py (MMEngine's own init needs CUDA).
 set -euo pipefail
 CONFIG=$1
 NPROC=$2

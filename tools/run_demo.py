@@ -117,7 +117,7 @@ def pretrain_config(out: Path, stage: int, init: Path, scale: Scale) -> str:
     iters = scale.stage1_iters if stage == 1 else scale.stage2_iters
     batch = scale.stage1_batch if stage == 1 else scale.stage2_batch
     return write_config(
-        out / "configs" / f"stage{stage}.py", CONFIGS / "pretrain" / f"fgclip2_tiny_stage{stage}_synthetic.py",
+        out / "configs" / f"stage{stage}.py", CONFIGS / "pretrain" / f"fgclip2-stage{stage}_fgclip2-tiny_synthetic.py",
         model=dict(checkpoint=str(init)),
         train_dataloader=dict(batch_size=batch, collate_fn=dict(tokenizer=str(init)),
                               dataset=dict(data_root=f"{out / 'world'}/")),
@@ -154,7 +154,7 @@ def detector_config(out: Path, backbone: Path, scale: Scale) -> str:
 def segmentor_config(out: Path, backbone: Path, scale: Scale) -> str:
     world, iters = f"{out / 'world'}/", scale.seg_iters
     return write_config(
-        out / "configs" / "ovseg.py", CONFIGS / "ovseg" / "fgclip2-tiny_cat-seg_synthetic.py",
+        out / "configs" / "ovseg.py", CONFIGS / "ovseg" / "cat-seg_fgclip2-tiny_synthetic.py",
         model=dict(backbone=dict(checkpoint=str(backbone))),
         train_dataloader=dict(batch_size=scale.seg_batch, dataset=dict(data_root=world)),
         test_dataloader=dict(dataset=dict(data_root=world)),
@@ -190,10 +190,10 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
     for stage in (1, 2):
         model = ckpt / f"stage{stage}"
         for task, base, evaluator in (
-                ("fgovd", CONFIGS / "fgovd" / "fgclip2-tiny_fgovd-hard_synthetic.py", {}),
-                ("boxclass", CONFIGS / "boxclass" / "fgclip2-tiny_boxclass_synthetic.py",
+                ("fgovd", CONFIGS / "fgovd" / "caption-rank_fgclip2-tiny_synthetic-hard.py", {}),
+                ("boxclass", CONFIGS / "boxclass" / "boxclass_fgclip2-tiny_synthetic.py",
                  dict(type="BoxClassMetric", classwise=True)),
-                ("boxclass_fine", CONFIGS / "boxclass" / "fgclip2-tiny_boxclass-fine_synthetic.py", {})):
+                ("boxclass_fine", CONFIGS / "boxclass" / "boxclass_fgclip2-tiny_synthetic-fine.py", {})):
             name = f"{task}_stage{stage}"
             cfg = eval_config(out, name, base, model, scale, **evaluator)
             phases.append(Phase(f"{EVAL_LABELS[task]}, stage {stage}",

@@ -8,7 +8,7 @@ A Gradio app bound to the loopback interface by default. Tabs:
 
 * **Detection**: image + comma-separated vocabulary -> labelled boxes and scores. With
   ``--detector`` (an ``FGCLIP2FViT`` config + weights) the trained detector, on the typed vocabulary;
-  without it, FG-CLIP 2 alone, training-free (``fgclip2_det/apps/engine.py``).
+  without it, FG-CLIP 2 alone, training-free (``fgclip2_det/apis/zero_shot.py``).
 * **Heat map**: cosine of every dense feature with a free-text query.
 * **Segmentation**: image + vocabulary -> a coloured mask with its legend (``--segmentor`` config +
   weights, else FG-CLIP 2's training-free per-patch classification).
@@ -37,7 +37,9 @@ sys.path.insert(0, str(REPO))
 
 import gradio as gr  # noqa: E402
 
-from fgclip2_det.apps.engine import DemoEngine, InputError, load_upload, parse_boxes, parse_vocabulary  # noqa: E402
+from fgclip2_det.apis import InputError, parse_boxes, parse_vocabulary  # noqa: E402
+from fgclip2_det.apps.engine import DemoEngine, load_upload  # noqa: E402
+from fgclip2_det.openvocab import class_names  # noqa: E402
 
 LOG = logging.getLogger("serve_demo")
 DEFAULT_VOCAB = "person, dog, cat, car, bicycle, bottle, chair, 人, 狗, 猫, 汽车"
@@ -64,7 +66,8 @@ def image_input(elem_id: str) -> gr.Image:
 
 
 def vocabulary_box(elem_id: str) -> gr.Textbox:
-    return gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese)", elem_id=elem_id)
+    return gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese; dog | 狗: one class)",
+                      elem_id=elem_id)
 
 
 def colour_map(names: list[str]) -> dict[str, str]:
@@ -106,7 +109,7 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
             engine.embeddings(vocab)
             progress(0.6, desc="detecting")
             found = engine.detect(image, vocab, float(threshold))
-            colours = colour_map(vocab)
+            colours = colour_map(class_names(vocab))
             boxes = [(tuple(round(v) for v in d.box), d.label) for d in found]
             rows = [[d.label, round(d.score, 3), *(round(v) for v in d.box)] for d in found]
             status = (f"{len(found)} boxes scoring ≥ {threshold:.2f} over {len(vocab)} classes ({det_source}): "
@@ -131,11 +134,11 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
             engine.embeddings(vocab)
             progress(0.6, desc="segmenting")
             labels = engine.segment(image, vocab)
-            present = [(i, name) for i, name in enumerate(vocab) if (labels == i).any()]
+            present = [(i, name) for i, name in enumerate(class_names(vocab)) if (labels == i).any()]
             masks = [((labels == i).astype(float), name) for i, name in present]
             shares = ", ".join(f"{name} {100 * (labels == i).mean():.0f}%" for i, name in present)
             status = f"{len(present)} of {len(vocab)} classes present ({seg_source}): {shares}"
-            return gr.AnnotatedImage(value=(image, masks), color_map=colour_map(vocab)), status
+            return gr.AnnotatedImage(value=(image, masks), color_map=colour_map(class_names(vocab))), status
         return guard(work)
 
     def classify(path, boxes_text, vocab_text, progress=gr.Progress()):
@@ -145,7 +148,7 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
             boxes = parse_boxes(boxes_text, image.shape[1], image.shape[0])
             progress(0.4, desc="classifying boxes")
             probs = engine.classify_boxes(image, boxes, vocab)
-            k = min(5, len(vocab))
+            k, vocab = min(5, len(vocab)), class_names(vocab)
             top, rows, shown = probs.topk(k, dim=-1), [], []
             for i, (scores, labels) in enumerate(zip(top.values, top.indices)):
                 names = [vocab[int(c)] for c in labels]
@@ -244,14 +247,11 @@ def main(argv=None) -> int:
     if args.checkpoint is None:
         checkpoint, notice = fallback_checkpoint()
     else:
-        checkpoint = Path(args.checkpoint)
-        if not (checkpoint / "config.json").is_file():
-            raise SystemExit(f"serve_demo.py: error: --checkpoint {checkpoint}: no config.json there; expected an "
-                             "FG-CLIP 2 folder (see checkpoints/README.md)")
+        checkpoint = args.checkpoint
     try:
         engine = DemoEngine(checkpoint, detector=args.detector, segmentor=args.segmentor,
                             max_num_patches=args.max_num_patches, cache_dir=args.cache_dir)
-    except FileNotFoundError as err:
+    except (InputError, FileNotFoundError) as err:
         raise SystemExit(f"serve_demo.py: error: {err}") from None
     app = build_app(engine, notice, args.request_timeout)
     LOG.info("serving on http://%s:%d", args.host, args.port)

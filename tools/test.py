@@ -22,7 +22,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import fgclip2_det  # noqa: E402,F401  registers our modules (configs also name it in custom_imports)
-from tools.launch import add_launcher_args, load_config, setup_launcher  # noqa: E402
+from fgclip2_det.apis.launch import add_launcher_args, load_config, setup_launcher  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -2,7 +2,9 @@
 # written out because `_base_ = 'mmdet::...'` needs pkg_resources, which setuptools >= 81 no longer
 # ships (mmengine 0.10.7 `is_installed`), plus our registrations.
 default_scope = 'mmdet'
-custom_imports = dict(imports=['fgclip2_det'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['fgclip2_det.det', 'fgclip2_det.seg', 'fgclip2_det.pretrain', 'fgclip2_det.evaluation'],
+    allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -2,12 +2,12 @@
 # rare classes scored through FG-CLIP 2. F-ViT B/16 recipe: 1024 px, 48 epochs at batch 64, background
 # loss weight 0.9, ensemble alpha 0.1 / beta 0.6; headline mask APr.
 #   bash tools/dist_train.sh configs/ovd/fvit_fgclip2-base_ov-lvis.py 8
-_base_ = ['../_base_/models/fvit_fgclip2-base.py', '../_base_/datasets/ov_lvis.py',
-          '../_base_/default_runtime.py']
+_base_ = ['../_base_/models/fvit_fgclip2-base.py', '../_base_/datasets/ov-lvis.py',
+          '../_base_/schedules/fvit_48e.py', '../_base_/default_runtime.py']
 
 fpn_channels = 256
 model = dict(
-    class_name_style='underscore_to_space',
+    text_classifier=dict(name_style='underscore_to_space'),
     roi_head=dict(
         bbox_head=dict(num_classes=1203, background_weight=0.9),
         ensemble=dict(alpha=0.1, beta=0.6),
@@ -22,17 +22,4 @@ model = dict(
                        loss_mask=dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))),
     test_cfg=dict(rcnn=dict(score_thr=0.0001, max_per_img=300)))   # LVISEval keeps 300 per image
 
-max_epochs = 48
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[32, 44], gamma=0.1),
-]
-optim_wrapper = dict(
-    type='AmpOptimWrapper', dtype='bfloat16',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1),
-    clip_grad=dict(max_norm=1.0, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=64)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=8, save_best='lvis/segm_APr', rule='greater'))

@@ -9,8 +9,7 @@
 _base_ = ['./fvit_fgclip2-base_ov-coco.py']
 
 fgclip2_checkpoint = 'work_dirs/tiny-stage2'   # the tiny model after both pretraining stages
-embed_dim = 64
-channels = 64
+channels = 64     # pyramid width; the ViT width (64) follows the checkpoint
 synthetic_world = 'work_dirs/synthetic_world/'
 metainfo = dict(
     classes=('circle', 'square', 'triangle', 'star', 'heart', 'hexagon', 'diamond', 'cross', 'crescent',
@@ -23,14 +22,14 @@ image_size = (320, 320)
 model = dict(
     backbone=dict(checkpoint=fgclip2_checkpoint),
     neck=dict(necks=[
-        dict(type='SimplePyramid', in_channels=embed_dim, out_channels=channels, in_index=[0, 1, 2, 3],
+        dict(type='SimplePyramid', out_channels=channels, in_index=[0, 1, 2, 3],
              scale_factors=(4.0, 2.0, 1.0, 0.5), extra_pool=False, norm_cfg=dict(type='GN', num_groups=16)),
         dict(type='FPN', in_channels=[channels] * 4, out_channels=channels, num_outs=5),
     ]),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=channels),
-        bbox_head=dict(embed_dim=embed_dim, num_classes=14, in_channels=channels, conv_out_channels=channels,
+        bbox_head=dict(num_classes=14, in_channels=channels, conv_out_channels=channels,
                        num_shared_convs=2, fc_out_channels=256, norm_cfg=dict(type='GN', num_groups=16),
                        background_weight=1.0)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=500),

@@ -1,5 +1,5 @@
 """Drawing shared by the image demo (tools/demo.py) and the web demo: dense heat maps with a colour
-bar, and fonts with Chinese glyphs for labels."""
+bar, labelled boxes of a ``DetDataSample``, and fonts with Chinese glyphs for labels."""
 from __future__ import annotations
 
 import re
@@ -57,6 +57,34 @@ def system_cjk_font() -> Path | None:
 def label_font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """PIL font for the heat map legend; Pillow's own scalable font when no CJK font exists."""
     return ImageFont.truetype(str(path), size) if path is not None else ImageFont.load_default(size)
+
+
+# ------------------------------------------------------------------------------------- boxes
+def draw_det_sample(image: np.ndarray, sample, classes: list[str], font_path: Path | None, out_file: str | Path,
+                    score_thr: float = 0.0) -> None:
+    """``sample.pred_instances`` (e.g. from ``fgclip2_det.apis.inference_model``) drawn on the RGB
+    ``image`` with MMDetection's ``DetLocalVisualizer``, labels named by ``classes``. matplotlib renders
+    the labels, so the CJK font becomes its sans-serif family for the call (it has Latin glyphs too)."""
+    import warnings
+
+    import matplotlib
+    from matplotlib import font_manager
+    from mmdet.visualization import DetLocalVisualizer
+    from mmdet.visualization.palette import get_palette
+
+    rc = {}
+    if font_path is not None:
+        font_manager.fontManager.addfont(str(font_path))
+        family = font_manager.FontProperties(fname=str(font_path)).get_name()
+        rc = {"font.family": "sans-serif", "font.sans-serif": [family, "DejaVu Sans"]}
+    name = "fgclip2_demo"  # one instance per process (mmengine keeps visualizers by name)
+    visualizer = (DetLocalVisualizer.get_instance(name) if DetLocalVisualizer.check_instance_created(name)
+                  else DetLocalVisualizer.get_instance(name, text_color=(255, 255, 255), line_width=2))
+    visualizer.dataset_meta = {"classes": list(classes), "palette": get_palette("random", len(classes))}
+    with matplotlib.rc_context(rc), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*out of bounds.*")  # boxes touching the border
+        visualizer.add_datasample("demo", image, sample, draw_gt=False, out_file=str(out_file),
+                                  pred_score_thr=score_thr)
 
 
 # ------------------------------------------------------------------------------------- heat maps

@@ -9,7 +9,9 @@ ensembled with FG-CLIP 2's own region scores, which carry what the frozen model 
 the detector never saw boxed (:class:`~.ov_heads.FGCLIP2OVRoIHead`).
 
 The vocabulary and the base/novel split come from the dataset (``DatasetVocabularyHook`` calls
-:meth:`FGCLIP2FViT.set_vocabulary` with its ``metainfo``), or from ``classes=`` / ``novel_classes=``.
+``set_vocabulary(classes, novel_classes)``, the contract of :mod:`fgclip2_det.openvocab.contract`), or
+from ``classes=`` / ``novel_classes=``. At inference any vocabulary works (box regression is
+class-agnostic); in training its size must be the box head's ``num_classes``.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import torch
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 
-from .text_classifier import TextClassifier, Vocabulary, novel_class_mask
+from ..openvocab import OpenVocabularyMixin, Vocabulary
+from .widths import fill_widths
 
 
 class DetectorFeatures(tuple):
@@ -34,32 +37,28 @@ class DetectorFeatures(tuple):
 
 
 @MODELS.register_module()
-class FGCLIP2FViT(TwoStageDetector):
+class FGCLIP2FViT(OpenVocabularyMixin, TwoStageDetector):
     """``TwoStageDetector`` with a frozen :class:`~.backbone.FGCLIP2ViT` and a text classifier.
 
     Args:
         classes / novel_classes: vocabulary and its novel part; None -> from the dataset.
-        text_classifier: :class:`~.text_classifier.TextClassifier` arguments; ``checkpoint``
-            defaults to the backbone's.
-        class_name_style: 'underscore_to_space' prompts LVIS names as words ("baby_buggy" ->
-            "baby buggy"); 'as_is' uses them unchanged.
+        text_classifier: :class:`~fgclip2_det.openvocab.TextClassifier` arguments; ``checkpoint``
+            defaults to the backbone's; ``name_style='underscore_to_space'`` prompts LVIS names as
+            words ("baby_buggy" -> "baby buggy").
         Other arguments are ``TwoStageDetector``'s.
     """
 
     def __init__(self, backbone: dict, neck: dict, rpn_head: dict, roi_head: dict, train_cfg: dict,
                  test_cfg: dict, classes: Vocabulary | None = None, novel_classes: Sequence[str] = (),
-                 text_classifier: dict | None = None, class_name_style: str = "as_is",
+                 text_classifier: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
-        if class_name_style not in ("as_is", "underscore_to_space"):
-            raise ValueError(f"class_name_style must be 'as_is' or 'underscore_to_space', got {class_name_style!r}")
+        neck, roi_head = fill_widths(backbone, neck, roi_head)  # unset widths follow the checkpoint
         super().__init__(backbone=backbone, neck=neck, rpn_head=rpn_head, roi_head=roi_head,
                          train_cfg=train_cfg, test_cfg=test_cfg, data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
         if not getattr(self.backbone, "with_dense", False):
             raise ValueError("FGCLIP2FViT needs the backbone's dense map (with_dense=True)")
-        self.text_cfg = dict(text_classifier or {})
-        self.text_cfg.setdefault("checkpoint", self.backbone.checkpoint)
-        self.class_name_style = class_name_style
+        self.configure_text(text_classifier, self.backbone.checkpoint)
         self.roi_head.region_pooler = self.pool_regions
         ensemble = getattr(self.roi_head, "ensemble", None)
         if ensemble is not None and ensemble.calibration == "sigmoid":
@@ -68,34 +67,14 @@ class FGCLIP2FViT(TwoStageDetector):
                 ensemble.scale = float(fgclip2.logit_scale.exp())
             if ensemble.bias is None:
                 ensemble.bias = float(fgclip2.logit_bias)
-        self.classes: list | None = None
         self._img_shapes: list | None = None
         if classes is not None:
-            self.set_vocabulary(classes, {"novel_classes": tuple(novel_classes)})
+            self.set_vocabulary(classes, novel_classes)
 
     # ---------------------------------------------------------------------------- vocabulary
-    def set_vocabulary(self, classes: Vocabulary, metainfo: dict | None = None, resize: bool = False) -> None:
-        """Class embeddings of ``classes``; novel = ``metainfo['novel_classes']`` (names of
-        ``classes``; a name that is not one of them is an error). ``resize=True`` accepts a
-        vocabulary whose size differs from the box head's ``num_classes`` (inference on a free
-        vocabulary, e.g. the web demo)."""
-        novel = novel_class_mask(classes, metainfo)
-        head = self.roi_head.bbox_head
-        prompts = [self._prompt_name(c) if isinstance(c, str) else [self._prompt_name(n) for n in c]
-                   for c in classes]
-        embeds = TextClassifier(**{"device": head.class_embeds.device, **self.text_cfg})(prompts)
-        head.set_vocabulary(embeds, novel, resize=resize)
-        self.classes = [c if isinstance(c, str) else list(c) for c in classes]
-
-    def _vocabulary_from_dataset_meta(self) -> None:
-        """A model from ``mmdet.apis.init_detector`` carries its training set's ``dataset_meta``
-        (checkpoint meta) but no text embeddings (buffers are not saved): embed those classes."""
-        meta = getattr(self, "dataset_meta", None) or {}
-        if not self.roi_head.bbox_head.has_vocabulary and meta.get("classes"):
-            self.set_vocabulary(meta["classes"], meta)
-
-    def _prompt_name(self, name: str) -> str:
-        return name.replace("_", " ") if self.class_name_style == "underscore_to_space" else name
+    def apply_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
+        """Into the box head; its size may change only outside training (module doc)."""
+        self.roi_head.bbox_head.set_class_embeddings(class_embeds, novel_mask, resize=not self.training)
 
     # ------------------------------------------------------------------------------ features
     @contextmanager
@@ -117,7 +96,7 @@ class FGCLIP2FViT(TwoStageDetector):
             return super().loss(batch_inputs, batch_data_samples)
 
     def predict(self, batch_inputs, batch_data_samples, rescale: bool = True):
-        self._vocabulary_from_dataset_meta()
+        self.require_vocabulary()
         with self._image_shapes(batch_data_samples):
             return super().predict(batch_inputs, batch_data_samples, rescale)
 

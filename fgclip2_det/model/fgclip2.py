@@ -30,6 +30,16 @@ class VisionFeatures:
     intermediates: list[list[torch.Tensor]]  # per requested block: (D, h, w) per image
 
 
+def checkpoint_config(path: str | Path, keep_len: int = 20) -> FGCLIP2Config:
+    """The :class:`FGCLIP2Config` of a checkpoint folder without reading its weights: ``config.json``
+    of the official layout, or a SigLIP 2 NaFlex folder's config converted as ``from_pretrained``
+    converts it (widths for detection heads come from here)."""
+    siglip2 = siglip2_source_config(path)
+    if siglip2 is not None:
+        return FGCLIP2Config.from_dict(siglip2_to_fgclip2_config(siglip2, keep_len))
+    return FGCLIP2Config.from_pretrained(path)
+
+
 class FGCLIP2(nn.Module):
     def __init__(self, config: FGCLIP2Config):
         super().__init__()
@@ -73,13 +83,10 @@ class FGCLIP2(nn.Module):
         fly, as the official ``--from_siglip2`` does (TRN:L557-564, docs/official_code.md): text
         positions stretched 64 -> 196 keeping the first ``keep_len``, text head copied into the box
         and long heads, MAP head into the dense head."""
-        siglip2 = siglip2_source_config(path)
-        if siglip2 is not None:
-            config = FGCLIP2Config.from_dict(siglip2_to_fgclip2_config(siglip2, keep_len))
-            state = siglip2_to_fgclip2_state_dict(read_state_dict(path), keep_len)
-        else:
-            config = FGCLIP2Config.from_pretrained(path)
-            state = read_state_dict(path)
+        config = checkpoint_config(path, keep_len)
+        state = read_state_dict(path)
+        if siglip2_source_config(path) is not None:
+            state = siglip2_to_fgclip2_state_dict(state, keep_len)
         with torch.device("meta"):
             model = cls(config)
         check_state_dict(model, state, source=str(path))

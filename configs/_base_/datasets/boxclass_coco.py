@@ -38,5 +38,3 @@ val_dataloader = test_dataloader
 
 test_evaluator = dict(type='BoxClassMetric')
 val_evaluator = test_evaluator
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

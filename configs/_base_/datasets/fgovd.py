@@ -34,5 +34,3 @@ val_dataloader = test_dataloader
 
 test_evaluator = dict(type='FGOVDMetric')
 val_evaluator = test_evaluator
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

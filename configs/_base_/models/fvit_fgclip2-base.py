@@ -4,7 +4,8 @@
 # are ensembled with FG-CLIP 2's own region scores (alpha on base, beta on novel classes).
 # Vocabulary and base/novel split: from the dataset (DatasetVocabularyHook).
 fgclip2_checkpoint = 'checkpoints/fg-clip2-base'
-embed_dim = 768        # FG-CLIP 2 width (base 768, large 1024, so400m 1152)
+# Widths set to None follow the checkpoint's config.json when the detector is built (FG-CLIP 2 width:
+# base 768, large 1024, so400m 1152; fgclip2_det/det/widths.py): another size changes only the checkpoint.
 num_classes = 65       # the dataset's; the box head checks it against the vocabulary
 fpn_channels = 256
 
@@ -26,7 +27,7 @@ model = dict(
     neck=dict(
         type='SequentialNeck',
         necks=[
-            dict(type='SimplePyramid', in_channels=embed_dim, out_channels=fpn_channels,
+            dict(type='SimplePyramid', in_channels=None, out_channels=fpn_channels,
                  in_index=[0, 1, 2, 3], scale_factors=(4.0, 2.0, 1.0, 0.5), extra_pool=False),
             dict(type='FPN', in_channels=[fpn_channels] * 4, out_channels=fpn_channels, num_outs=5),
         ]),
@@ -53,7 +54,7 @@ model = dict(
             featmap_strides=[4, 8, 16, 32]),
         bbox_head=dict(
             type='CosineBBoxHead',
-            embed_dim=embed_dim,
+            embed_dim=None,
             temperature=50.0,
             background='learn',
             background_weight=1.0,

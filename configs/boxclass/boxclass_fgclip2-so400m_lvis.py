@@ -1,0 +1,2 @@
+_base_ = './boxclass_fgclip2-base_lvis.py'
+model = dict(backbone=dict(checkpoint='checkpoints/fg-clip2-so400m'))

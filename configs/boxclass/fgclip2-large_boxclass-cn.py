@@ -1,2 +1,0 @@
-_base_ = './fgclip2-base_boxclass-cn.py'
-model = dict(backbone=dict(checkpoint='checkpoints/fg-clip2-large'))
