@@ -148,7 +148,7 @@ class FGCLIP2(nn.Module):
                 out.append(fmap.new_zeros(0, fmap.shape[0]))
                 continue
             rois = torch.cat([b.new_zeros(len(b), 1), b], dim=1)
-            # mmcv's CPU kernel silently misreads non-contiguous inputs (pinned in tests/test_model.py).
+            # mmcv's CPU kernel silently misreads non-contiguous inputs (pinned in tests/model/test_model.py).
             pooled = roi_align(fmap[None].float().contiguous(), rois.contiguous(), (1, 1),
                                1.0 / self.patch_size, 0, "avg", True)
             out.append(F.normalize(pooled.flatten(1), dim=-1).to(fmap.dtype))

@@ -20,7 +20,7 @@ from fgclip2_det.pretrain import FineHARDDataset, GlobalLanguageBatchSampler
 from fgclip2_det.pretrain.dataset import next_same_language
 from fgclip2_det.pretrain.sampler import ResumeLanguageBatchesHook, _ReplayedIterations
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EPOCH_CONFIG = ROOT / "tests/configs/pretrain_tiny_stage2_epochs.py"
 ITER_CONFIG = ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_synthetic.py"
 N_ZH = 13  # Chinese samples kept: fewer than the English ones (unequal languages)

@@ -26,7 +26,7 @@ from fgclip2_det.pretrain.annotations import AnnotationError
 from fgclip2_det.pretrain.dataset import next_same_language
 from fgclip2_det.pretrain.shards import sample_key, write_shards
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PER_SHARD = 4  # several shards per language even for a 20-image world
 
 

@@ -245,7 +245,7 @@ def test_tiny_boxclass_configs_label_every_val_box(world, config, n_classes):
     from mmdet.registry import DATASETS
     from mmengine.config import Config
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     dataset = Config.fromfile(root / "configs" / "boxclass" / config).test_dataloader.dataset
     dataset.update(data_root=f"{world.root}/", pipeline=[])
     ds = DATASETS.build(dataset)

@@ -25,7 +25,7 @@ from PIL import Image
 from fgclip2_det.apis import InputError, parse_boxes, parse_vocabulary
 from fgclip2_det.apps.engine import MAX_PIXELS, load_upload
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "work_dirs" / "serve_demo" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The flags a root, offline, headless Chromium needs (no sandbox as root; no calls to Google's hosts).

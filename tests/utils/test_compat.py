@@ -24,7 +24,7 @@ from torch import nn
 
 import fgclip2_det.utils.compat as compat
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MAX_ITERS = 8
 HALF_ITERS = 4
 

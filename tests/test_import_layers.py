@@ -146,3 +146,11 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_tests_mirror_the_package_layout():
+    """Every subpackage has its folder of tests (tests/<subpackage>/test_*.py)."""
+    tests = Path(__file__).resolve().parent
+    subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    missing = sorted(s for s in subpackages if not any((tests / s).glob("test_*.py")))
+    assert not missing, f"no tests/<name>/test_*.py for {missing}"

@@ -25,7 +25,7 @@ from fgclip2_det.pretrain.fsdp2 import (FSDP2OptimWrapper, FSDP2Strategy, clip_g
                                         sync_replicated_grads)
 from fgclip2_det.pretrain.losses import SigmoidContrastiveLoss
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FSDP2_CONFIG = ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_fsdp2_synthetic.py"
 WORLD = 2
 HALVES = ([0, 1], [2, 3])  # the global batch of the equivalence test, split over the ranks

@@ -15,7 +15,7 @@ from fgclip2_det.model import FGCLIP2
 from fgclip2_det.model.checkpoint import read_state_dict, write_state_dict
 from tool_helpers import load_tool
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_tool(*args, check=True):

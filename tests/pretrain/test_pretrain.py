@@ -19,7 +19,7 @@ from fgclip2_det.pretrain import FGCLIP2Pretrainer, FineHARDDataset, naflex_pret
 from fgclip2_det.pretrain.annotations import AnnotationError, load_samples
 from fgclip2_det.pretrain.export import export_runner_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGE2_CONFIG = ROOT / "configs/pretrain/fgclip2-stage2_fgclip2-tiny_synthetic.py"
 
 
