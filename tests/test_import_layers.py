@@ -24,7 +24,7 @@ ALLOWED = {
     "seg": _CORE,
     "integrations": {"utils", "model", "openvocab"},
     "apis": _CORE | {"det", "seg", "evaluation"},
-    "apps": _CORE | {"det", "seg", "evaluation", "apis"},
+    "apps": _CORE | {"apis"},  # the web demo goes through the public API only
 }
 
 
