@@ -23,6 +23,9 @@ from mmdet.models.detectors import TwoStageDetector
 from mmdet.registry import MODELS
 
 from ..openvocab import OpenVocabularyMixin, Vocabulary
+
+#: F-ViT embeds the word "background" with the class prompts (F-ViT/tools/dump_coco_openclip_feature.py).
+BACKGROUND_TEXT = "background"
 from .widths import fill_widths
 
 
@@ -73,8 +76,11 @@ class FGCLIP2FViT(OpenVocabularyMixin, TwoStageDetector):
 
     # ---------------------------------------------------------------------------- vocabulary
     def apply_vocabulary(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor) -> None:
-        """Into the box head; its size may change only outside training (module doc)."""
-        self.roi_head.bbox_head.set_class_embeddings(class_embeds, novel_mask, resize=not self.training)
+        """Into the box head, with the text embedding of the word "background" built like the class
+        embeddings (F-ViT's ``class_embed['background']``); the head's size may change only outside
+        training (module doc)."""
+        background = self.embed_classes([BACKGROUND_TEXT])[0]
+        self.roi_head.bbox_head.set_class_embeddings(class_embeds, novel_mask, background, resize=not self.training)
 
     # ------------------------------------------------------------------------------ features
     @contextmanager

@@ -5,17 +5,24 @@
   temperature; novel classes get loss weight 0, and box regression is class-agnostic (a novel class
   has no regressor of its own to learn).
 * :class:`RegionScoreEnsemble` turns FG-CLIP 2 region scores (RoIAlign 1x1 on the dense map) into
-  probabilities and combines them with the detector's: a geometric mean with weight ``alpha`` on
-  base and ``beta`` on novel classes, background from the detector, then renormalised (F-VLM).
+  probabilities and combines them with the detector's by a geometric mean with weight ``alpha`` on
+  base and ``beta`` on novel classes. Two rules:
+
+  - ``rule='fvit'`` (default), F-ViT exactly (CLIPSelf ``F-ViT/models/fvit_head.py``,
+    ``FViTBBoxHead.forward``): the detector's logits and FG-CLIP 2's ``T * cos`` against the class
+    embeddings *and the text embedding of the word "background"* are each softmaxed over C + 1;
+    background counts as a base class (weight ``alpha``); the products are the final scores, not
+    renormalised (the box head hands them to NMS as they are);
+  - ``rule='fvlm'``: softmax over the C classes on the FG-CLIP 2 side, background from the detector,
+    the result renormalised by the box head's softmax (F-VLM's rule; what this project used before).
 * :class:`FGCLIP2OVRoIHead` applies the ensemble at test time, where the proposals are known.
 
 Calibration of FG-CLIP 2 scores. FG-CLIP 2 is trained with a sigmoid loss, so its cosines are not
-probabilities. ``calibration='softmax'`` (default) uses softmax(T * cos) over the vocabulary with
-T = 100, FG-CLIP 2's own box-classification protocol (official fgclip2/eval/coco_box_ddp.py), which
-is also what F-ViT does with its CLIP (T = 50-100). ``calibration='sigmoid'`` uses
-sigmoid(scale * cos + bias) per class, with the checkpoint's ``logit_scale.exp()`` and ``logit_bias``
-unless given; each class is then scored on its own, so the scores need not sum to one before the
-ensemble renormalises.
+probabilities. ``calibration='softmax'`` (default) uses softmax(T * cos); the temperature is a config
+value (default 100, FG-CLIP 2's own box-classification protocol, official fgclip2/eval/coco_box_ddp.py;
+F-ViT uses 75 on COCO and 50 on LVIS for EVA-CLIP; docs/recipes.md gives the measurement behind ours).
+``calibration='sigmoid'`` (``rule='fvlm'`` only) uses sigmoid(scale * cos + bias) per class, with the
+checkpoint's ``logit_scale.exp()`` and ``logit_bias`` unless given.
 """
 from __future__ import annotations
 
@@ -24,9 +31,12 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import get_box_tensor, scale_boxes
+from mmengine.structures import InstanceData
 from torch import nn
 
 from ..openvocab import BOX_TEMPERATURE, cosine
@@ -39,8 +49,9 @@ class CosineBBoxHead(ConvFCBBoxHead):
     Args:
         embed_dim: FG-CLIP 2 embedding width (the text embeddings' dimension).
         temperature: initial T (F-ViT: 50); learnable unless ``learn_temperature=False``.
-        background: 'learn' (a trainable embedding) or 'zero' (logit 0: background wins when no
-            class is similar enough).
+        background: 'text' (the FG-CLIP 2 text embedding of the word "background", built like the
+            class embeddings and fixed, as F-ViT's ``class_embed['background']``), 'learn' (a trainable
+            embedding) or 'zero' (logit 0: background wins when no class is similar enough).
         background_weight: loss weight of background proposals (F-ViT: 0.6 on OV-COCO, 0.9 on
             OV-LVIS; the configs set them).
         Other arguments are those of MMDetection's ``ConvFCBBoxHead``; F-ViT uses 4 shared convs
@@ -54,8 +65,8 @@ class CosineBBoxHead(ConvFCBBoxHead):
                  background: str = "learn", background_weight: float = 1.0,
                  num_shared_convs: int = 4, num_shared_fcs: int = 2, reg_class_agnostic: bool = True,
                  **kwargs):
-        if background not in ("learn", "zero"):
-            raise ValueError(f"background must be 'learn' or 'zero', got {background!r}")
+        if background not in ("text", "learn", "zero"):
+            raise ValueError(f"background must be 'text', 'learn' or 'zero', got {background!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         super().__init__(num_shared_convs=num_shared_convs, num_shared_fcs=num_shared_fcs,
@@ -70,12 +81,18 @@ class CosineBBoxHead(ConvFCBBoxHead):
         self.background_weight = float(background_weight)
         self.register_buffer("class_embeds", torch.zeros(self.num_classes, self.embed_dim), persistent=False)
         self.register_buffer("novel_mask", torch.zeros(self.num_classes, dtype=torch.bool), persistent=False)
+        # The text embedding of "background": the detector's background with background='text', and
+        # FG-CLIP 2's background in the F-ViT ensemble.
+        self.register_buffer("text_background", torch.zeros(self.embed_dim), persistent=False)
         self.has_vocabulary = False
+        self.final_scores = False  # set by FGCLIP2OVRoIHead when its ensemble's scores are final
 
-    def set_class_embeddings(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor, resize: bool = False
-                             ) -> None:
-        """``resize=True`` takes a vocabulary of any size (a trained detector on a user's own class list):
-        no weight depends on the number of classes when box regression is class-agnostic."""
+    def set_class_embeddings(self, class_embeds: torch.Tensor, novel_mask: torch.Tensor,
+                             background_embed: torch.Tensor | None = None, resize: bool = False) -> None:
+        """``background_embed``: the text embedding of "background" (needed by background='text' and
+        the F-ViT ensemble). ``resize=True`` takes a vocabulary of any size (a trained detector on a
+        user's own class list): no weight depends on the number of classes when box regression is
+        class-agnostic."""
         if resize and class_embeds.ndim == 2 and class_embeds.shape[1] == self.embed_dim:
             if not self.reg_class_agnostic:
                 raise ValueError("a vocabulary of another size needs class-agnostic box regression "
@@ -87,6 +104,10 @@ class CosineBBoxHead(ConvFCBBoxHead):
                              "set model.roi_head.bbox_head.num_classes to the dataset's number of classes")
         self.class_embeds = F.normalize(class_embeds.float(), dim=-1).to(self.class_embeds.device)
         self.novel_mask = novel_mask.to(device=self.class_embeds.device, dtype=torch.bool)
+        if background_embed is not None:
+            self.text_background = F.normalize(background_embed.float(), dim=-1).to(self.class_embeds.device)
+        elif self.background == "text":
+            raise ValueError("background='text' needs the text embedding of 'background' (background_embed)")
         self.has_vocabulary = True
 
     @property
@@ -100,11 +121,33 @@ class CosineBBoxHead(ConvFCBBoxHead):
         projected, bbox_pred = super().forward(x)
         region = F.normalize(projected, dim=-1)
         class_logits = region @ self.class_embeds.t()
-        if self.background_embed is None:
+        if self.background == "zero":
             bg_logits = class_logits.new_zeros(len(region), 1)
         else:
-            bg_logits = region @ F.normalize(self.background_embed, dim=0)[:, None]
+            bg = self.text_background if self.background == "text" else self.background_embed
+            bg_logits = region @ F.normalize(bg, dim=0)[:, None]
         return self.temperature * torch.cat([class_logits, bg_logits], dim=1), bbox_pred
+
+    def _predict_by_feat_single(self, roi, cls_score, bbox_pred, img_meta, rescale=False, rcnn_test_cfg=None):
+        """MMDetection's post-processing, except that final ensemble scores (``final_scores``, F-ViT)
+        are used as they are: mmdet's softmax would renormalise them (F-ViT's ``get_bboxes`` does not)."""
+        if not self.final_scores or roi.shape[0] == 0:
+            return super()._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+        num_classes = 1 if self.reg_class_agnostic else self.num_classes
+        bboxes = self.bbox_coder.decode(roi.repeat_interleave(num_classes, dim=0)[:, 1:],
+                                        bbox_pred.view(-1, self.bbox_coder.encode_size),
+                                        max_shape=img_meta["img_shape"])
+        if rescale:
+            bboxes = scale_boxes(bboxes, [1 / s for s in img_meta["scale_factor"]])
+        bboxes = get_box_tensor(bboxes).view(roi.shape[0], -1)
+        results = InstanceData()
+        if rcnn_test_cfg is None:  # the scores of every class, as mmdet returns them here
+            results.bboxes, results.scores = bboxes, cls_score
+            return results
+        det_bboxes, det_labels = multiclass_nms(bboxes, cls_score, rcnn_test_cfg.score_thr, rcnn_test_cfg.nms,
+                                                rcnn_test_cfg.max_per_img, box_dim=4)
+        results.bboxes, results.scores, results.labels = det_bboxes[:, :-1], det_bboxes[:, -1], det_labels
+        return results
 
     def class_loss_weights(self) -> torch.Tensor:
         """(C + 1,) weight per target class: 0 for novel classes, ``background_weight`` last."""
@@ -121,27 +164,41 @@ class CosineBBoxHead(ConvFCBBoxHead):
 
 
 class RegionScoreEnsemble(nn.Module):
-    """Detector logits (N, C + 1) + FG-CLIP 2 region embeddings (N, D) -> ensembled log-probs.
+    """Detector logits (N, C + 1) + FG-CLIP 2 region embeddings (N, D) -> ensembled scores (N, C + 1).
 
     p_k = p_det,k^(1 - w_k) * p_clip,k^w_k with w_k = ``alpha`` for base and ``beta`` for novel
-    classes; p_bg = p_det,bg; returned as log p, which the box head's softmax renormalises.
+    classes. ``rule='fvit'``: both sides softmaxed over C + 1 (FG-CLIP 2's side against the class
+    embeddings and the "background" text embedding), background a base class, probabilities
+    returned as they are. ``rule='fvlm'``: FG-CLIP 2 softmaxed over C, p_bg = p_det,bg, returned as
+    log p for the box head's softmax to renormalise (module doc).
     """
 
-    def __init__(self, alpha: float = 0.1, beta: float = 0.8, calibration: str = "softmax",
+    def __init__(self, alpha: float = 0.1, beta: float = 0.8, rule: str = "fvit", calibration: str = "softmax",
                  temperature: float = BOX_TEMPERATURE, scale: float | None = None, bias: float | None = None):
         super().__init__()
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if rule not in ("fvit", "fvlm"):
+            raise ValueError(f"rule must be 'fvit' or 'fvlm', got {rule!r}")
         if calibration not in ("softmax", "sigmoid"):
             raise ValueError(f"calibration must be 'softmax' or 'sigmoid', got {calibration!r}")
+        if rule == "fvit" and calibration != "softmax":
+            raise ValueError("rule='fvit' softmaxes FG-CLIP 2's scores over the classes and background; "
+                             "calibration='sigmoid' goes with rule='fvlm'")
         self.alpha, self.beta = float(alpha), float(beta)
+        self.rule = rule
         self.calibration = calibration
         self.temperature = float(temperature)
         self.scale, self.bias = scale, bias
 
+    @property
+    def final_scores(self) -> bool:
+        """Whether the output is the final probabilities (F-ViT) rather than logits to softmax."""
+        return self.rule == "fvit"
+
     def region_probs(self, regions: torch.Tensor, class_embeds: torch.Tensor) -> torch.Tensor:
-        """(N, C) FG-CLIP 2 class probabilities of L2-normalised region embeddings."""
+        """(N, K) FG-CLIP 2 probabilities of L2-normalised region embeddings over the K embeddings."""
         cos = cosine(regions, class_embeds)
         if self.calibration == "softmax":
             return (self.temperature * cos).softmax(dim=-1)
@@ -151,10 +208,17 @@ class RegionScoreEnsemble(nn.Module):
         return torch.sigmoid(self.scale * cos + self.bias)
 
     def forward(self, det_logits: torch.Tensor, regions: torch.Tensor, class_embeds: torch.Tensor,
-                novel_mask: torch.Tensor) -> torch.Tensor:
+                novel_mask: torch.Tensor, background_embed: torch.Tensor | None = None) -> torch.Tensor:
         det = det_logits.float().softmax(dim=-1)
+        novel = novel_mask.to(det.device)
+        if self.rule == "fvit":
+            if background_embed is None:
+                raise ValueError("rule='fvit' needs the text embedding of 'background' (background_embed)")
+            clip = self.region_probs(regions, torch.cat([class_embeds, background_embed.reshape(1, -1)]))
+            w = torch.where(torch.cat([novel, novel.new_zeros(1)]), self.beta, self.alpha)
+            return det ** (1 - w) * clip ** w
         clip = self.region_probs(regions, class_embeds)
-        w = torch.where(novel_mask.to(det.device), self.beta, self.alpha)
+        w = torch.where(novel, self.beta, self.alpha)
         eps = torch.finfo(torch.float32).tiny
         fg = det[:, :-1].clamp_min(eps).log() * (1 - w) + clip.clamp_min(eps).log() * w
         return torch.cat([fg, det[:, -1:].clamp_min(eps).log()], dim=1)
@@ -176,6 +240,8 @@ class FGCLIP2OVRoIHead(StandardRoIHead):
         super().__init__(*args, **kwargs)
         self.ensemble = RegionScoreEnsemble(**ensemble) if ensemble is not None else None
         self.region_pooler = None  # set by the detector: (vlm features, rois) -> (N, D)
+        # F-ViT's ensemble scores are final: the box head must not softmax (renormalise) them.
+        self.bbox_head.final_scores = self.ensemble is not None and self.ensemble.final_scores
 
     def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict:
         results = super()._bbox_forward(x, rois)
@@ -186,5 +252,6 @@ class FGCLIP2OVRoIHead(StandardRoIHead):
                                "FGCLIP2OVRoIHead inside FGCLIP2FViT")
         regions = self.region_pooler(x.vlm, rois)
         head = self.bbox_head
-        results["cls_score"] = self.ensemble(results["cls_score"], regions, head.class_embeds, head.novel_mask)
+        results["cls_score"] = self.ensemble(results["cls_score"], regions, head.class_embeds, head.novel_mask,
+                                             head.text_background)
         return results

@@ -107,15 +107,17 @@ def test_cosine_head_errors():
     with pytest.raises(ValueError, match="num_classes=3"):
         head.set_class_embeddings(torch.randn(5, 4), torch.zeros(5, dtype=torch.bool))
     with pytest.raises(ValueError, match="background"):
-        small_head(background="text")
+        small_head(background="bogus")
+    with pytest.raises(ValueError, match="background_embed"):
+        small_head(background="text").set_class_embeddings(torch.randn(3, 4), torch.zeros(3, dtype=torch.bool))
 
 
 # ------------------------------------------------------------------------------- ensemble
-def test_ensemble_is_the_geometric_mean_with_alpha_and_beta():
+def test_fvlm_ensemble_is_the_renormalised_geometric_mean():
     torch.manual_seed(2)
     det_logits, regions = torch.randn(5, 4), F.normalize(torch.randn(5, 6), dim=-1)
     embeds, novel = F.normalize(torch.randn(3, 6), dim=-1), torch.tensor([False, True, False])
-    out = RegionScoreEnsemble(alpha=0.2, beta=0.7, temperature=30.0)(det_logits, regions, embeds, novel)
+    out = RegionScoreEnsemble(alpha=0.2, beta=0.7, rule="fvlm", temperature=30.0)(det_logits, regions, embeds, novel)
     p_det = np.exp(det_logits.numpy()) / np.exp(det_logits.numpy()).sum(1, keepdims=True)
     z = 30.0 * regions.numpy() @ embeds.numpy().T
     p_clip = np.exp(z) / np.exp(z).sum(1, keepdims=True)
@@ -127,12 +129,67 @@ def test_ensemble_is_the_geometric_mean_with_alpha_and_beta():
     assert np.allclose(probs, expected / expected.sum(1, keepdims=True), rtol=1e-5)
 
 
+def fvit_by_hand(det_logits, regions, class_embeds, background, novel, alpha, beta, temperature):
+    """F-ViT's FViTBBoxHead.forward at test time, written out (CLIPSelf F-ViT/models/fvit_head.py)."""
+    all_embed = np.concatenate([class_embeds, background[None]], axis=0)          # C + 1, background last
+    base_idx = np.concatenate([~novel, [True]])                                      # background is base
+    cls_score = np.exp(det_logits) / np.exp(det_logits).sum(1, keepdims=True)
+    z = temperature * regions @ all_embed.T
+    vlm_score = np.exp(z - z.max(1, keepdims=True))
+    vlm_score /= vlm_score.sum(1, keepdims=True)
+    out = cls_score.copy()
+    out[:, base_idx] = cls_score[:, base_idx] ** (1 - alpha) * vlm_score[:, base_idx] ** alpha
+    out[:, ~base_idx] = cls_score[:, ~base_idx] ** (1 - beta) * vlm_score[:, ~base_idx] ** beta
+    return out
+
+
+def test_fvit_ensemble_matches_fvit_by_hand_and_keeps_its_ranking():
+    """C + 1 softmax with the "background" text embedding, background a base class, no renormalisation:
+    the scores the box head reports, and so the order of detections across proposals, are F-ViT's."""
+    g = torch.Generator().manual_seed(5)
+    det_logits = torch.randn(6, 4, generator=g) * 2
+    regions = F.normalize(torch.randn(6, 4, generator=g), dim=-1)
+    embeds = F.normalize(torch.randn(3, 4, generator=g), dim=-1)
+    background = F.normalize(torch.randn(4, generator=g), dim=0)
+    novel = torch.tensor([False, True, False])
+    ens = RegionScoreEnsemble(alpha=0.1, beta=0.8, temperature=75.0)
+    got = ens(det_logits, regions, embeds, novel, background)
+    want = fvit_by_hand(det_logits.numpy(), regions.numpy(), embeds.numpy(), background.numpy(), novel.numpy(),
+                        0.1, 0.8, 75.0)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(want.sum(1), 1.0)  # not a distribution: nothing renormalises it
+
+    # Through the box head's post-processing: scores used as they are, detections ranked by them.
+    from mmengine.config import ConfigDict
+
+    head = small_head(background="text")
+    head.set_class_embeddings(embeds, novel, background)
+    head.final_scores = True
+    rois = torch.cat([torch.zeros(6, 1), torch.tensor([[0., 0., 10., 10.]]).repeat(6, 1) +
+                      torch.arange(6.)[:, None] * 20], dim=1)
+    cfg = ConfigDict(score_thr=0.0, nms=dict(type="nms", iou_threshold=0.5), max_per_img=100)
+    res = head.predict_by_feat((rois,), (got,), (torch.zeros(6, 4),), [dict(img_shape=(200, 200), scale_factor=(1., 1.))],
+                               rcnn_test_cfg=cfg)[0]
+    order = np.argsort(-want[:, :3].ravel(), kind="stable")
+    np.testing.assert_allclose(res.scores.numpy(), want[:, :3].ravel()[order], rtol=1e-5)
+    assert res.labels.tolist() == (order % 3).tolist()
+    # The renormalised rule would rank these proposals differently (why renormalising changes AP).
+    renorm = want[:, :3] / want.sum(1, keepdims=True)
+    assert np.argsort(-renorm.ravel(), kind="stable").tolist() != order.tolist()
+
+
 def test_sigmoid_calibration_and_argument_errors():
     regions, embeds = F.normalize(torch.randn(2, 3), dim=-1), F.normalize(torch.randn(4, 3), dim=-1)
-    ens = RegionScoreEnsemble(calibration="sigmoid", scale=10.0, bias=-2.0)
+    ens = RegionScoreEnsemble(rule="fvlm", calibration="sigmoid", scale=10.0, bias=-2.0)
     assert torch.allclose(ens.region_probs(regions, embeds), torch.sigmoid(10 * regions @ embeds.t() - 2), atol=1e-6)
     with pytest.raises(ValueError, match="scale and bias"):
-        RegionScoreEnsemble(calibration="sigmoid").region_probs(regions, embeds)
+        RegionScoreEnsemble(rule="fvlm", calibration="sigmoid").region_probs(regions, embeds)
+    with pytest.raises(ValueError, match="goes with rule='fvlm'"):
+        RegionScoreEnsemble(calibration="sigmoid")
+    with pytest.raises(ValueError, match="rule"):
+        RegionScoreEnsemble(rule="fvit-ish")
+    with pytest.raises(ValueError, match="background"):
+        RegionScoreEnsemble()(torch.randn(2, 5), regions, embeds, torch.zeros(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="beta"):
         RegionScoreEnsemble(beta=1.5)
     with pytest.raises(ValueError, match="calibration"):
@@ -272,7 +329,8 @@ def test_a_detector_without_vocabulary_takes_its_dataset_meta(tiny_dir, world, t
 def test_sigmoid_calibration_reads_the_checkpoint(tiny_dir, world, tmp_path):
     from mmdet.registry import MODELS
 
-    cfg = synthetic_cfg(tiny_dir, world, tmp_path, **{"model.roi_head.ensemble.calibration": "sigmoid"})
+    cfg = synthetic_cfg(tiny_dir, world, tmp_path, **{"model.roi_head.ensemble.calibration": "sigmoid",
+                                                      "model.roi_head.ensemble.rule": "fvlm"})
     with in_mmdet_scope():
         model = MODELS.build(cfg.model)
     ref = FGCLIP2.from_pretrained(tiny_dir)

@@ -3,8 +3,9 @@
 #   python tools/prepare_ov_lvis.py --train data/lvis_v1/annotations/lvis_v1_train.json \
 #       --out-dir data/lvis_v1/annotations/ov
 # Images: COCO 2017 train/val under data/lvis_v1/ (LVIS locates them through coco_url).
-# F-ViT recipe: 1024 x 1024 large-scale jitter and crop (896 for /14 models), masks, repeat-factor
-# sampling as MMDetection's LVIS configs; evaluation keeps 300 detections per image (LVISEval).
+# F-ViT recipe (CLIPSelf F-ViT/configs/ov_lvis/fvit_vitb16_upsample_fpn_bs64_4x_ovlvis_eva_original.py):
+# 1024 x 1024 large-scale jitter and crop (896 for /14 models), masks, no repeat-factor sampling;
+# evaluation keeps 300 detections per image (LVISEval).
 dataset_type = 'OVLVISDataset'
 data_root = 'data/lvis_v1/'
 image_size = (1024, 1024)
@@ -33,16 +34,13 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
-        type='RepeatFactorDataset',
-        oversample_thr=1e-3,
-        dataset=dict(
-            type=dataset_type,
-            data_root=data_root,
-            ann_file='annotations/ov/lvis_v1_train_norare.json',
-            data_prefix=dict(img=''),
-            drop_novel_annotations=True,    # the detector never sees a rare-class box
-            filter_cfg=dict(filter_empty_gt=True, min_size=32),
-            pipeline=train_pipeline)))
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='annotations/ov/lvis_v1_train_norare.json',
+        data_prefix=dict(img=''),
+        drop_novel_annotations=True,    # the detector never sees a rare-class box
+        filter_cfg=dict(filter_empty_gt=True, min_size=32),
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,

@@ -1,7 +1,10 @@
 # F-ViT-style open-vocabulary detector on a frozen FG-CLIP 2 (fgclip2_det/det/ov_detector.py):
 # FG-CLIP 2 block maps -> simple pyramid (one tap per level, as F-ViT) -> FPN -> RPN -> RoI head whose
 # classifier is T * cos(projected RoI feature, FG-CLIP 2 text embedding); at test time the scores
-# are ensembled with FG-CLIP 2's own region scores (alpha on base, beta on novel classes).
+# are ensembled with FG-CLIP 2's own region scores (alpha on base, beta on novel classes) by F-ViT's
+# rule. Values follow F-ViT B/16 OV-COCO (CLIPSelf
+# F-ViT/configs/ov_coco/fvit_vitb16_upsample_fpn_bs64_3e_ovcoco_eva_original.py); docs/recipes.md
+# lists each value, F-ViT's, and why ours differs where it does.
 # Vocabulary and base/novel split: from the dataset (DatasetVocabularyHook).
 fgclip2_checkpoint = 'checkpoints/fg-clip2-base'
 # Widths set to None follow the checkpoint's config.json when the detector is built (FG-CLIP 2 width:
@@ -41,12 +44,15 @@ model = dict(
                               strides=[4, 8, 16, 32, 64]),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0], target_stds=[1.0, 1.0, 1.0, 1.0]),
         loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0),
+        num_convs=2),
     roi_head=dict(
         type='FGCLIP2OVRoIHead',
-        # FG-CLIP 2 region scores: softmax(100 * cos), FG-CLIP 2's box-classification protocol; or
-        # calibration='sigmoid' for sigmoid(scale * cos + bias) with the checkpoint's scale and bias.
-        ensemble=dict(alpha=0.1, beta=0.8, calibration='softmax', temperature=100.0),
+        # F-ViT's ensemble: detector and FG-CLIP 2 (softmax(T * cos) over the classes and the
+        # "background" text embedding) combined by p_det^(1-w) p_clip^w, w = alpha on base classes and
+        # background, beta on novel ones, not renormalised. T = 100, FG-CLIP 2's box protocol (F-ViT:
+        # 75 for EVA-CLIP; docs/recipes.md). rule='fvlm' keeps the former F-VLM rule.
+        ensemble=dict(alpha=0.1, beta=0.8, rule='fvit', calibration='softmax', temperature=100.0),
         bbox_roi_extractor=dict(
             type='SingleRoIExtractor',
             roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
@@ -56,13 +62,13 @@ model = dict(
             type='CosineBBoxHead',
             embed_dim=None,
             temperature=50.0,
-            background='learn',
+            background='text',      # F-ViT: the fixed text embedding of "background" (learn_bg=False)
             background_weight=1.0,
             num_shared_convs=4,
             num_shared_fcs=2,
             in_channels=fpn_channels,
             conv_out_channels=fpn_channels,
-            fc_out_channels=1024,
+            fc_out_channels=512,
             roi_feat_size=7,
             num_classes=num_classes,
             norm_cfg=dict(type='GN', num_groups=32),
@@ -86,8 +92,9 @@ model = dict(
                          add_gt_as_proposals=True),
             mask_size=28, pos_weight=-1, debug=False)),
     test_cfg=dict(
-        rpn=dict(nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
-        rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100,
+        rpn=dict(nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+        # F-ViT: after the beta = 0.8 geometric mean novel scores are small; 0.05 would prune them
+        rcnn=dict(score_thr=0.01, nms=dict(type='nms', iou_threshold=0.4), max_per_img=100,
                   mask_thr_binary=0.5)))
 
 custom_hooks = [dict(type='DatasetVocabularyHook')]
