@@ -19,7 +19,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import fgclip2_det  # noqa: E402,F401  registers our modules (configs also name it in custom_imports)
-from fgclip2_det.apis.launch import add_launcher_args, load_config, setup_launcher  # noqa: E402
+from fgclip2_det.apis.launch import (add_launcher_args, load_config,  # noqa: E402
+                                     mixed_precision_where_supported, setup_launcher)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,6 +46,7 @@ def build_config(args: argparse.Namespace) -> Config:
             raise SystemExit(f"--amp replaces OptimWrapper by AmpOptimWrapper; the config uses {wrapper}")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    mixed_precision_where_supported(cfg)
     if args.resume == "auto":
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

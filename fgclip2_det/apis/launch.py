@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.device import get_device
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK")
 
@@ -39,6 +41,21 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
         wrapper["device_ids"] = None  # a CPU module: DDP must not be given a GPU index
         cfg.model_wrapper_cfg = wrapper
     cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+
+
+def mixed_precision_where_supported(cfg: Config) -> bool:
+    """GPU recipes (the F-ViT ones) train under ``AmpOptimWrapper``, which MMEngine refuses without an
+    accelerator: on a CPU-only machine the same config trains in float32 with ``OptimWrapper``
+    (a note says so). Returns whether the wrapper was changed."""
+    wrapper = cfg.get("optim_wrapper") or {}
+    if wrapper.get("type") != "AmpOptimWrapper" or get_device() != "cpu":
+        return False
+    for key in ("dtype", "loss_scale", "use_fsdp"):
+        wrapper.pop(key, None)
+    wrapper["type"] = "OptimWrapper"
+    print("note: no GPU here, so AmpOptimWrapper -> OptimWrapper (float32); the recipe's mixed precision "
+          "applies on GPUs", file=sys.stderr)
+    return True
 
 
 def add_launcher_args(parser: argparse.ArgumentParser) -> None:

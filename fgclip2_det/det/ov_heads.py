@@ -2,7 +2,8 @@
 
 * :class:`CosineBBoxHead` classifies a proposal by the cosine between its projected RoI feature and
   the FG-CLIP 2 text embeddings of the class names (plus a background embedding), times a learnable
-  temperature; novel classes get loss weight 0, and box regression is class-agnostic (a novel class
+  temperature; novel classes are out of the training softmax and get loss weight 0 (F-ViT), and box
+  regression is class-agnostic (a novel class
   has no regressor of its own to learn).
 * :class:`RegionScoreEnsemble` turns FG-CLIP 2 region scores (RoIAlign 1x1 on the dense map) into
   probabilities and combines them with the detector's by a geometric mean with weight ``alpha`` on
@@ -40,6 +41,10 @@ from mmengine.structures import InstanceData
 from torch import nn
 
 from ..openvocab import BOX_TEMPERATURE, cosine
+
+
+#: The training logit of a novel class: out of the softmax (see CosineBBoxHead.loss); fits in fp16.
+NOVEL_LOGIT = -1e4
 
 
 @MODELS.register_module()
@@ -157,8 +162,14 @@ class CosineBBoxHead(ConvFCBBoxHead):
     def loss(self, cls_score, bbox_pred, rois, labels, label_weights, bbox_targets, bbox_weights,
              reduction_override=None) -> dict:
         """MMDetection's loss with every proposal's weight times its target class's weight, so a
-        novel-labelled proposal (should one slip through) contributes nothing."""
+        novel-labelled proposal (should one slip through) contributes nothing, and with the novel
+        classes out of the softmax, as F-ViT's ``CustomCrossEntropyLoss`` (CLIPSelf
+        F-ViT/models/custom_losses.py: logits of zero-weight classes set to -inf): training never
+        pushes a novel class's score down. A large finite value stands for -inf, so that a
+        novel-labelled proposal gives 0 x finite rather than 0 x inf = NaN."""
         label_weights = label_weights * self.class_loss_weights().to(labels.device)[labels]
+        out_of_softmax = torch.cat([self.novel_mask, self.novel_mask.new_zeros(1)]).to(cls_score.device)
+        cls_score = cls_score.masked_fill(out_of_softmax, NOVEL_LOGIT)
         return super().loss(cls_score, bbox_pred, rois, labels, label_weights, bbox_targets,
                             bbox_weights, reduction_override)
 

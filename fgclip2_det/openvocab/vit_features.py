@@ -37,9 +37,16 @@ from ..model.layers import take_indices
 from .towers import load_fgclip2_tower
 
 
+#: F-ViT's taps for the depths it uses (CLIPSelf F-ViT/configs: ViT-B/16 ``out_indices=[3, 5, 7, 11]``,
+#: ViT-L/14 ``[6, 10, 14, 23]``).
+FVIT_OUT_INDICES = {12: (3, 5, 7, 11), 24: (6, 10, 14, 23)}
+
+
 def default_out_indices(depth: int) -> tuple[int, ...]:
-    """Four taps at 1/3, 1/2, 2/3 and the end of the encoder: (3, 5, 7, 11) for base (12 blocks),
-    (7, 11, 15, 23) for large (24, as F-ViT), (8, 13, 17, 26) for so400m (27)."""
+    """Four block taps: F-ViT's for 12 blocks (base) and 24 (large), else blocks at 1/3, 1/2, 2/3 and
+    the end of the encoder, e.g. (8, 13, 17, 26) for so400m's 27 (the same rule gives F-ViT's B/16 taps)."""
+    if depth in FVIT_OUT_INDICES:
+        return FVIT_OUT_INDICES[depth]
     return tuple(max(0, int(depth * f + 0.5) - 1) for f in (1 / 3, 1 / 2, 2 / 3, 1.0))
 
 

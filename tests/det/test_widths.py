@@ -43,11 +43,16 @@ def resolved(config, checkpoint):
     return fill_widths(dict(cfg.model.backbone, checkpoint=str(checkpoint)), cfg.model.neck, cfg.model.roi_head)
 
 
-@pytest.mark.parametrize("data", ["coco", "lvis"])
-def test_large_config_is_the_base_config_with_another_checkpoint(data):
+@pytest.mark.parametrize("data, recipe", [
+    ("coco", set()),
+    ("lvis", {"model.roi_head.ensemble.beta"}),   # F-ViT's ViT-L/14 OV-LVIS config: beta 0.4
+])
+def test_large_config_is_the_base_config_with_another_checkpoint(data, recipe):
+    """Widths need no restating: only the checkpoint (and, where the anchor's large config sets another
+    value, that value) differ from the base config."""
     base = flat(Config.fromfile(str(OVD / f"fvit_fgclip2-base_ov-{data}.py")).to_dict())
     large = flat(Config.fromfile(str(OVD / f"fvit_fgclip2-large_ov-{data}.py")).to_dict())
-    assert {k for k in base.keys() | large.keys() if base.get(k) != large.get(k)} == {"model.backbone.checkpoint"}
+    assert {k for k in base.keys() | large.keys() if base.get(k) != large.get(k)} == {"model.backbone.checkpoint"} | recipe
     assert large["model.backbone.checkpoint"] == "checkpoints/fg-clip2-large"
     assert large["model.neck.necks[0].in_channels"] is None and large["model.roi_head.bbox_head.embed_dim"] is None
 

@@ -17,7 +17,7 @@ def backbone(tiny_dir):
 
 def test_default_out_indices():
     assert default_out_indices(12) == (3, 5, 7, 11)
-    assert default_out_indices(24) == (7, 11, 15, 23)
+    assert default_out_indices(24) == (6, 10, 14, 23)  # F-ViT's ViT-L taps
     assert default_out_indices(27) == (8, 13, 17, 26)
     assert default_out_indices(2) == (0, 0, 0, 1)
 

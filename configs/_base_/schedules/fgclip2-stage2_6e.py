@@ -9,6 +9,9 @@ optim_wrapper = dict(
         bias_decay_mult=0.0, norm_decay_mult=0.0,
         custom_keys={
             'logit_bias': dict(decay_mult=0.0),
+            # the official optimiser (HF Trainer) exempts every parameter whose name contains "bias";
+            # mmengine's bias_decay_mult covers only those named `bias`, not the MAP heads' in_proj_bias
+            'in_proj_bias': dict(decay_mult=0.0),
             # the official --text_model_lr knob: a separate learning rate for the new heads
             'fgclip.dense_feature_head': dict(lr_mult=1.0),
             'fgclip.boxtext_head': dict(lr_mult=1.0),
