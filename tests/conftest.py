@@ -17,6 +17,20 @@ def tiny_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_dir_no_mask(tmp_path_factory):
+    """The same tiny checkpoint (same weights as ``tiny_dir``) whose tokenizer returns no attention
+    mask (tokenizer_config.json ``model_input_names = ["input_ids"]``); ``tiny_dir``'s returns one."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-fgclip2-no-mask"), seed=0,
+                                model_input_names=("input_ids",))
+
+
+@pytest.fixture(scope="session", params=["mask", "no_mask"])
+def tiny_dir_either_mask(request):
+    """``tiny_dir`` (tokenizer returns an attention mask), then ``tiny_dir_no_mask`` (it returns none)."""
+    return request.getfixturevalue("tiny_dir" if request.param == "mask" else "tiny_dir_no_mask")
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_dir):
     return FGCLIP2.from_pretrained(tiny_dir)
 

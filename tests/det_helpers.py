@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from fgclip2_det.openvocab.text_classifier import load_templates
-from fgclip2_det.model import FGCLIP2ImageProcessor, FGCLIP2Tokenizer
+from fgclip2_det.model import FGCLIP2ImageProcessor
 
 def in_mmdet_scope():
     """Context: build through mmdet's registries whatever default scope an earlier test (a Runner
@@ -94,15 +94,39 @@ def boxclass_cfg(tiny_dir: Path, data_root: Path, work_dir: Path, **overrides):
     return cfg
 
 
-def template_class_embeddings(model, tokenizer: FGCLIP2Tokenizer, classes: list[str]) -> torch.Tensor:
-    """Official COCO text side (``zeroshot_classifier`` in fgclip2/eval/coco_box_ddp.py), one class at
-    a time: 80 templates, lower-cased, box head, L2 each, mean, L2."""
-    rows = []
+def official_tokenizer(checkpoint: Path):
+    """The official evals' tokenizer: ``AutoTokenizer.from_pretrained(model_base)``."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
+
+
+def get_text_features(model, input_ids, attention_mask=None, walk_type="short"):
+    """The official ``get_text_features(input_ids, attention_mask=None, ..., walk_type)`` on our
+    model: what it receives is exactly what the tokenizer returned."""
+    return model.encode_text(input_ids, walk_type, attention_mask)
+
+
+def official_text_features(model, tokenizer, texts: list[str], walk_type: str = "box", max_length: int = 64):
+    """Official text side (``zeroshot_classifier`` in fgclip2/eval/coco_box_ddp.py, fgovd_bbox_roi.py):
+    ``tokenizer(texts, padding="max_length", max_length=64, truncation=True)``, its whole output
+    passed to ``get_text_features`` (so the attention mask goes in exactly when the tokenizer
+    returns one)."""
+    caption_input = tokenizer(texts, padding="max_length", max_length=max_length, truncation=True,
+                              return_tensors="pt")
     with torch.no_grad():
-        for name in classes:
-            texts = [t.format(name).lower() for t in load_templates()]
-            emb = model.encode_text(tokenizer(texts, kind="box", lowercase=False), "box")
-            rows.append(F.normalize(F.normalize(emb, dim=-1).mean(0), dim=-1))
+        return get_text_features(model, **caption_input, walk_type=walk_type)
+
+
+def template_class_embeddings(model, tokenizer, classes: list[str]) -> torch.Tensor:
+    """Official COCO text side (``zeroshot_classifier`` in fgclip2/eval/coco_box_ddp.py), one class at
+    a time: 80 templates, lower-cased, the official tokenizer call (``official_text_features``), box
+    head, L2 each, mean, L2. ``tokenizer``: the checkpoint's HF tokenizer (``official_tokenizer``)."""
+    rows = []
+    for name in classes:
+        texts = [t.format(name).lower() for t in load_templates()]
+        emb = official_text_features(model, tokenizer, texts, "box")
+        rows.append(F.normalize(F.normalize(emb, dim=-1).mean(0), dim=-1))
     return torch.stack(rows)
 
 

@@ -3,6 +3,7 @@
 
     python tools/demo.py [IMAGE] --checkpoint DIR [--vocab "red car,蓝色的杯子"] [--query TEXT]
                          [--boxes B.json | --detector CONFIG --detector-weights PTH] [--out work_dirs/demo]
+                         [--text-attention-mask auto|on|off]
 
 Boxes come from ``--boxes`` (a JSON list of [x1, y1, x2, y2] in original image pixels), from any
 MMDetection detector (``--detector`` + ``--detector-weights``, boxes scoring >= ``--det-score-thr``),
@@ -12,7 +13,9 @@ with none of these gets one whole-image box.
 Each box is classified as the official box evaluation does (fgclip2/eval/coco_box_ddp.py): the
 encoder runs once, the box is RoIAlign-pooled from the dense map and scored softmax(100 cos) against
 the project's text classifier (English names: the 80-template ensemble, Chinese names: bare, ``box``
-head; embeddings cached on disk under ``--cache-dir``). The heat map is the cosine of every location
+head; embeddings cached on disk under ``--cache-dir``; pad tokens masked exactly when the checkpoint's
+tokenizer returns an attention mask, as the official evaluations, unless ``--text-attention-mask``
+says on / off). The heat map is the cosine of every location
 of the dense map with the query's bare ``box`` text embedding. Both come from
 ``fgclip2_det.apis.ZeroShotPredictor``; detector boxes from ``fgclip2_det.apis.inference_model``.
 ``--vocab`` is typed as in the web demo: names separated by commas, synonyms of one class joined by
@@ -39,6 +42,7 @@ from fgclip2_det.apis import (InputError, ZeroShotPredictor, check_checkpoint, i
                               init_model, parse_vocabulary, read_image)
 from fgclip2_det.apps.drawing import (CJK_PROBE, draw_colour_bar, draw_det_sample,  # noqa: E402,F401
                                       font_has_glyphs, heatmap_overlay, packaged_cjk_font, system_cjk_font)
+from fgclip2_det.model.tokenizer import ATTENTION_MASK_CHOICES  # noqa: E402
 from fgclip2_det.openvocab import class_names, contains_cjk, default_cache_dir  # noqa: E402
 
 DEFAULT_VOCAB = ("person,dog,cat,car,bicycle,bottle,chair,sofa,tv monitor,potted plant,"
@@ -128,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-num-patches", type=int, default=None, help="token budget (default: dynamic)")
     parser.add_argument("--cache-dir", default=None,
                         help=f"text embedding cache (default: {default_cache_dir()}; $FGCLIP2_DET_CACHE moves it)")
+    parser.add_argument("--text-attention-mask", choices=list(ATTENTION_MASK_CHOICES), default="auto",
+                        help="mask pad tokens of class / query texts: auto (default) = exactly when the "
+                             "checkpoint's tokenizer returns an attention mask, as the official evaluations")
     parser.add_argument("--font", help="font file with CJK glyphs for the labels (default: found automatically)")
     parser.add_argument("--out", default="work_dirs/demo")
     return parser
@@ -158,7 +165,8 @@ def run(args) -> str:
     if font_path is None and any(contains_cjk(t) for t in names + [query]):
         print("demo.py: warning: no font with Chinese glyphs found (pip install pylopdf-fonts-zh-cn, or pass "
               "--font FILE): Chinese labels render as empty boxes", file=sys.stderr)
-    predictor = ZeroShotPredictor(checkpoint, args.max_num_patches, cache_dir=args.cache_dir)
+    predictor = ZeroShotPredictor(checkpoint, args.max_num_patches, cache_dir=args.cache_dir,
+                                  text_attention_mask=ATTENTION_MASK_CHOICES[args.text_attention_mask])
     feats = predictor.features(image, boxes)  # one encoder pass for the boxes and the heat map
     probs, sim, size = predictor.box_probs(feats, vocab), predictor.similarity_map(feats, query), feats.input_size
 
@@ -169,13 +177,14 @@ def run(args) -> str:
     overlay = heatmap_overlay(image, sim)
     draw_colour_bar(overlay, query, float(sim.min()), float(sim.max()), font_path).save(out / "demo_heatmap.png")
     write_report(out / "demo.json", source=source, checkpoint=checkpoint, size=size, vocab=vocab, names=names,
-                 query=query, boxes=boxes, det_scores=det_scores, probs=probs, sim=sim, font=font_path)
+                 query=query, boxes=boxes, det_scores=det_scores, probs=probs, sim=sim, font=font_path,
+                 text_attention_mask=predictor.class_text.uses_attention_mask)
     return (f"{source}: {len(boxes)} boxes on a {size[1]}x{size[0]} input; wrote {out / 'demo_boxes.png'}, "
             f"{out / 'demo_heatmap.png'}, {out / 'demo.json'}")
 
 
 def write_report(path: Path, *, source, checkpoint, size, vocab, names, query, boxes, det_scores, probs, sim,
-                 font) -> None:
+                 font, text_attention_mask: bool) -> None:
     k = min(5, len(vocab))
     predictions = []
     for i, row in enumerate(probs):
@@ -189,7 +198,7 @@ def write_report(path: Path, *, source, checkpoint, size, vocab, names, query, b
     report = {"image": source, "checkpoint": str(checkpoint), "processed_size": list(size), "vocab": vocab,
               "query": query, "boxes": boxes.tolist(), "predictions": predictions,
               "query_similarity_range": [float(sim.min()), float(sim.max())],
-              "font": str(font) if font is not None else None}
+              "font": str(font) if font is not None else None, "text_attention_mask": text_attention_mask}
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -2,14 +2,17 @@
 """Writes the OV-COCO annotation files (OVR-CNN split: 48 base / 17 novel classes).
 
     python tools/prepare_ov_coco.py --train data/coco/annotations/instances_train2017.json \\
-        --val data/coco/annotations/instances_val2017.json --out-dir data/coco/annotations/ov
+        --val data/coco/annotations/instances_val2017.json --out-dir data/coco/annotations/ov \\
+        [--val-all-images]
 
 Outputs, in OUT_DIR (categories = the 65 OV classes, original COCO ids and fields kept):
   instances_train2017_ov_base.json  annotations of the 48 base classes only (crowd boxes kept as they
                                     are); images = those keeping at least one of them, as MMDetection's
                                     filter_empty_gt would drop the others anyway.
-  instances_val2017_ov_all.json     every val image, annotations of all 65 classes, for the
-                                    generalized evaluation (base and novel scored jointly).
+  instances_val2017_ov_all.json     annotations of all 65 classes on the val images that have at least
+                                    one of them (4,836 of val2017's 5,000, as OVR-CNN's
+                                    instances_val2017_all_2.json), for the generalized evaluation (base
+                                    and novel scored jointly); --val-all-images keeps every val image.
 The 15 other COCO classes are dropped from both. See fgclip2_det/datasets/ov_splits.py.
 """
 import argparse
@@ -20,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fgclip2_det.datasets.ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_CLASSES,  # noqa: E402
-                                            OV_COCO_NOVEL_CLASSES, load_annotation_json)
+                                            OV_COCO_NOVEL_CLASSES, load_annotation_json, ov_coco_subset)
 
 TRAIN_OUT = "instances_train2017_ov_base.json"
 VAL_OUT = "instances_val2017_ov_all.json"
@@ -30,24 +33,6 @@ def load_coco(path):
     """The parsed COCO-format file; ValueError naming the file if it is missing or malformed."""
     data = load_annotation_json(path, "COCO")
     return data
-
-
-def ov_subset(data, path, keep_classes, annotated_images_only):
-    """Copy of `data` restricted to the 65 OV categories and to the annotations of `keep_classes`."""
-    names = {c["name"] for c in data["categories"]}
-    missing = [n for n in OV_COCO_CLASSES if n not in names]
-    if missing:
-        raise ValueError(f"{path}: OV-COCO categories missing from the file: {', '.join(missing)}")
-    categories = [c for c in data["categories"] if c["name"] in OV_COCO_CLASSES]
-    keep_ids = {c["id"] for c in categories if c["name"] in keep_classes}
-    annotations = [a for a in data["annotations"] if a["category_id"] in keep_ids]
-    images = data["images"]
-    if annotated_images_only:
-        image_ids = {a["image_id"] for a in annotations}
-        images = [im for im in images if im["id"] in image_ids]
-    out = {k: data[k] for k in ("info", "licenses") if k in data}
-    out.update(images=images, annotations=annotations, categories=categories)
-    return out
 
 
 def write(out, path):
@@ -65,11 +50,15 @@ def main(argv=None):
     parser.add_argument("--train", required=True, help="instances_train2017.json")
     parser.add_argument("--val", required=True, help="instances_val2017.json")
     parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--val-all-images", action="store_true",
+                        help="keep every val image, also those without an annotation of the 65 classes "
+                             "(default: only those with one, 4,836 of val2017's 5,000, as OVR-CNN)")
     args = parser.parse_args(argv)
     try:
         train, val = load_coco(args.train), load_coco(args.val)
-        train_out = ov_subset(train, args.train, OV_COCO_BASE_CLASSES, annotated_images_only=True)
-        val_out = ov_subset(val, args.val, OV_COCO_CLASSES, annotated_images_only=False)
+        train_out = ov_coco_subset(train, OV_COCO_BASE_CLASSES, annotated_images_only=True, source=args.train)
+        val_out = ov_coco_subset(val, OV_COCO_CLASSES, annotated_images_only=not args.val_all_images,
+                                 source=args.val)
     except ValueError as err:
         sys.exit(f"error: {err}")
     out_dir = Path(args.out_dir)

@@ -3,6 +3,7 @@
 
     python tools/serve_demo.py [--checkpoint DIR] [--detector CONFIG WEIGHTS] [--segmentor CONFIG WEIGHTS]
                                [--host 127.0.0.1] [--port 7860] [--request-timeout 120]
+                               [--text-attention-mask auto|on|off]
 
 A Gradio app bound to the loopback interface by default. Tabs:
 
@@ -39,6 +40,7 @@ import gradio as gr  # noqa: E402
 
 from fgclip2_det.apis import InputError, parse_boxes, parse_vocabulary  # noqa: E402
 from fgclip2_det.apps.engine import DemoEngine, load_upload  # noqa: E402
+from fgclip2_det.model.tokenizer import ATTENTION_MASK_CHOICES  # noqa: E402
 from fgclip2_det.openvocab import class_names  # noqa: E402
 
 LOG = logging.getLogger("serve_demo")
@@ -237,6 +239,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--request-timeout", type=float, default=120.0, help="seconds one request may take")
     parser.add_argument("--max-num-patches", type=int, default=1024, help="FG-CLIP 2 token budget per image")
     parser.add_argument("--cache-dir", help="on-disk text embedding cache (default: the toolkit's)")
+    parser.add_argument("--text-attention-mask", choices=list(ATTENTION_MASK_CHOICES), default="auto",
+                        help="mask pad tokens of class / query texts: auto (default) = exactly when the "
+                             "checkpoint's tokenizer returns an attention mask, as the official evaluations")
     return parser.parse_args(argv)
 
 
@@ -250,7 +255,8 @@ def main(argv=None) -> int:
         checkpoint = args.checkpoint
     try:
         engine = DemoEngine(checkpoint, detector=args.detector, segmentor=args.segmentor,
-                            max_num_patches=args.max_num_patches, cache_dir=args.cache_dir)
+                            max_num_patches=args.max_num_patches, cache_dir=args.cache_dir,
+                            text_attention_mask=ATTENTION_MASK_CHOICES[args.text_attention_mask])
     except (InputError, FileNotFoundError) as err:
         raise SystemExit(f"serve_demo.py: error: {err}") from None
     app = build_app(engine, notice, args.request_timeout)

@@ -46,7 +46,6 @@ def build_config(args: argparse.Namespace) -> Config:
             raise SystemExit(f"--amp replaces OptimWrapper by AmpOptimWrapper; the config uses {wrapper}")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
-    mixed_precision_where_supported(cfg)
     if args.resume == "auto":
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -57,6 +56,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_config(args)
+    mixed_precision_where_supported(cfg)
     setup_launcher(cfg, args.launcher)
     # runner_type: e.g. FlexibleRunner for the FSDP / DeepSpeed strategies
     runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)

@@ -11,4 +11,4 @@ model = dict(
     type='FGCLIP2CaptionRanker',
     lowercase=True,
     temperature=100.0,
-    text_attention_mask=False)  # see _base_/models/boxclass_fgclip2-base.py
+    text_attention_mask='auto')  # see _base_/models/boxclass_fgclip2-base.py

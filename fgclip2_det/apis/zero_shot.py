@@ -30,6 +30,7 @@ from mmengine.structures import InstanceData, PixelData
 
 from ..model.checkpoint import CheckpointError
 from ..model.image_processor import FGCLIP2ImageProcessor
+from ..model.tokenizer import check_attention_mask_option
 from ..openvocab import TextClassifier, Vocabulary, dense_cosine, dense_logits, load_fgclip2_tower, zero_shot_probs
 from .inputs import MAX_BOXES, InputError, as_vocabulary, check_checkpoint, read_image
 
@@ -53,18 +54,27 @@ class ZeroShotPredictor:
         cache_dir: on-disk text embedding cache (None: the toolkit's default).
         device: where the towers run.
         memory_cache: how many vocabularies' embeddings stay in memory.
+        text_attention_mask: 'auto' (default): class and query texts carry the attention mask exactly
+            when the checkpoint's tokenizer returns one, as the official box evaluations; True / False
+            force it (``TextClassifier``'s ``attention_mask``). The box classifier and FG-OVD configs
+            default to the same, so a class scores the same here and there.
     """
 
     def __init__(self, checkpoint: str | Path, max_num_patches: int | None = None, cache_dir: str | None = None,
-                 device: str | torch.device = "cpu", memory_cache: int = 32):
+                 device: str | torch.device = "cpu", memory_cache: int = 32,
+                 text_attention_mask: bool | str = "auto"):
         self.checkpoint = check_checkpoint(checkpoint)
         self.device = torch.device(device)
+        try:
+            self.text_attention_mask = check_attention_mask_option(text_attention_mask, "text_attention_mask")
+        except ValueError as err:
+            raise InputError(str(err)) from None
         try:
             self.tower = load_fgclip2_tower(self.checkpoint, "vision", "checkpoint").to(self.device).eval()
         except (CheckpointError, FileNotFoundError) as err:
             raise InputError(f"checkpoint {self.checkpoint}: {err}") from err
         self.processor = FGCLIP2ImageProcessor(max_num_patches)
-        text = dict(cache_dir=cache_dir, progress=False, device=self.device)
+        text = dict(cache_dir=cache_dir, progress=False, device=self.device, attention_mask=self.text_attention_mask)
         self.class_text = TextClassifier(self.checkpoint, **text)
         self.query_text = TextClassifier(self.checkpoint, templates_en=None, **text)
         self._embeddings: OrderedDict = OrderedDict()

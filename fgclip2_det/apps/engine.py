@@ -51,13 +51,18 @@ def load_upload(path: str | Path | None) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- engine
 class DemoEngine:
-    """FG-CLIP 2 (+ optional detector / segmentor) answering the web demo's four questions."""
+    """FG-CLIP 2 (+ optional detector / segmentor) answering the web demo's four questions.
+
+    ``text_attention_mask`` ('auto', True, False) is :class:`ZeroShotPredictor`'s: by default class and
+    query texts carry the attention mask exactly when the checkpoint's tokenizer returns one, as in
+    the official box evaluations and this toolkit's box classifier.
+    """
 
     def __init__(self, checkpoint: str | Path, detector: tuple[str, str] | None = None,
                  segmentor: tuple[str, str] | None = None, max_num_patches: int | None = 1024,
-                 cache_dir: str | None = None, memory_cache: int = 32):
+                 cache_dir: str | None = None, memory_cache: int = 32, text_attention_mask: bool | str = "auto"):
         self.zero_shot = ZeroShotPredictor(checkpoint, max_num_patches, cache_dir=cache_dir,
-                                           memory_cache=memory_cache)
+                                           memory_cache=memory_cache, text_attention_mask=text_attention_mask)
         self.checkpoint = self.zero_shot.checkpoint
         self.detector = init_model(*detector) if detector else None
         self.segmentor = init_model(*segmentor) if segmentor else None

@@ -5,6 +5,12 @@ The other 15 COCO classes are not part of the benchmark: their annotations are d
 never scored. The lists match `F-ViT/datasets/mscoco_{seen,unseen,65}_classes.json`
 (wusize/CLIPSelf) and mmdet `tools/dataset_converters/coco2ovd.py`.
 
+Annotation files (``tools/prepare_ov_coco.py``, :func:`ov_coco_subset`): as OVR-CNN's
+``filter_annotation`` (alirezazareian/ovr-cnn, ``ipynb/003.ipynb``), a file keeps the 65 categories,
+the annotations of the classes it is for, and only the images with at least one of those
+annotations (crowd ones included): the validation file ``instances_val2017_all_2.json`` has the
+4,836 val2017 images with an annotation of the 65 classes, not all 5,000.
+
 OV-LVIS: base = common + frequent (866), novel = rare (337), read from the `frequency` field of the
 LVIS v1 categories, as Detic `tools/remove_lvis_rare.py` and F-ViT `lvis_v1_{seen,unseen}_classes.json`
 do.
@@ -71,6 +77,28 @@ def lvis_metainfo(categories):
     base, novel = lvis_split(categories)
     classes = tuple(c["name"] for c in sorted(categories, key=lambda c: c["id"]))
     return dict(classes=classes, base_classes=base, novel_classes=novel)
+
+
+def ov_coco_subset(data, keep_classes=OV_COCO_CLASSES, annotated_images_only=True, source="annotation file"):
+    """Copy of a COCO-format dict restricted to the 65 OV-COCO categories (original ids and fields
+    kept), to the annotations of ``keep_classes`` (crowd ones kept as they are) and, with
+    ``annotated_images_only`` (OVR-CNN's rule, module doc), to the images holding at least one of
+    them; otherwise every image is kept. ValueError naming ``source`` if an OV-COCO category is
+    missing. ``info`` / ``licenses`` are carried over when present."""
+    names = {c["name"] for c in data["categories"]}
+    missing = [n for n in OV_COCO_CLASSES if n not in names]
+    if missing:
+        raise ValueError(f"{source}: OV-COCO categories missing from the file: {', '.join(missing)}")
+    categories = [c for c in data["categories"] if c["name"] in OV_COCO_CLASSES]
+    keep_ids = {c["id"] for c in categories if c["name"] in keep_classes}
+    annotations = [a for a in data["annotations"] if a["category_id"] in keep_ids]
+    images = data["images"]
+    if annotated_images_only:
+        image_ids = {a["image_id"] for a in annotations}
+        images = [im for im in images if im["id"] in image_ids]
+    out = {k: data[k] for k in ("info", "licenses") if k in data}
+    out.update(images=images, annotations=annotations, categories=categories)
+    return out
 
 
 def load_annotation_json(path, kind="COCO"):

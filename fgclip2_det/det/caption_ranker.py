@@ -9,6 +9,10 @@ template, and encoded with the ``box`` head; the score is softmax(100 * cos) ove
 With a vocabulary (``set_vocabulary``, the contract of every model here), a sample without
 ``box_captions`` ranks each box against the vocabulary's names instead, by the same text rule
 (lower-cased, no template): the ranker then serves as a box classifier with FG-OVD's text rule.
+
+Captions carry the attention mask exactly when the checkpoint's tokenizer returns one
+(``text_attention_mask='auto'``), as the official script passes the tokenizer's whole output to
+``get_text_features``; True / False force it either way.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 
 from ..model import FGCLIP2Tokenizer
+from ..model.tokenizer import check_attention_mask_option, resolve_attention_mask
 from ..openvocab import BOX_TEMPERATURE, load_fgclip2_tower, per_region_logits, zero_shot_logits
 from .region_model import FGCLIP2RegionModel
 
@@ -28,18 +33,21 @@ class FGCLIP2CaptionRanker(FGCLIP2RegionModel):
         text_checkpoint: checkpoint of the (frozen) text tower; None -> the backbone's.
         lowercase: lower-case captions (official FG-OVD: yes).
         temperature: softmax temperature (official 100).
-        text_attention_mask: mask pad tokens in the text encoder (see ``TextClassifier``).
+        text_attention_mask: mask pad tokens in the text encoder: 'auto' (default) = exactly when the
+            checkpoint's tokenizer returns an attention mask (official FG-OVD), True / False force it
+            (see ``TextClassifier``); ``use_text_attention_mask`` is the resolved choice.
         classes: optional vocabulary for samples without ``box_captions`` (module doc).
     """
 
     def __init__(self, backbone: dict, text_checkpoint: str | None = None, lowercase: bool = True,
-                 temperature: float = BOX_TEMPERATURE, text_attention_mask: bool = False,
+                 temperature: float = BOX_TEMPERATURE, text_attention_mask: bool | str = "auto",
                  classes=None, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(backbone, temperature, data_preprocessor, init_cfg)
         checkpoint = text_checkpoint or self.backbone.checkpoint
         self.text_encoder = load_fgclip2_tower(checkpoint, "text", "model.text_checkpoint")
         self.tokenizer = FGCLIP2Tokenizer.from_pretrained(checkpoint, lowercase=lowercase)
-        self.text_attention_mask = text_attention_mask
+        self.text_attention_mask = check_attention_mask_option(text_attention_mask, "text_attention_mask")
+        self.use_text_attention_mask = resolve_attention_mask(text_attention_mask, self.tokenizer)
         self.configure_text(None, checkpoint, templates_en=None, lowercase_en=lowercase,
                             attention_mask=text_attention_mask)
         self.register_buffer("class_embeds", torch.zeros(0, self.backbone.embed_dim), persistent=False)
@@ -69,10 +77,10 @@ class FGCLIP2CaptionRanker(FGCLIP2RegionModel):
         if not flat:
             return torch.zeros(num_boxes, 0, self.backbone.embed_dim)
         device = next(self.text_encoder.parameters()).device
-        ids = self.tokenizer(flat, kind="box").to(device)
-        mask = (ids != self.tokenizer.pad_token_id).long() if self.text_attention_mask else None
+        tokens = {k: v.to(device) for k, v in self.tokenizer.encode(
+            flat, kind="box", attention_mask=self.use_text_attention_mask).items()}
         with torch.no_grad():
-            embeds = self.text_encoder.encode_text(ids, "box", mask)
+            embeds = self.text_encoder.encode_text(tokens["input_ids"], "box", tokens.get("attention_mask"))
         return embeds.reshape(num_boxes, len(captions[0]), -1)
 
     def caption_logits(self, regions: torch.Tensor, captions: torch.Tensor) -> torch.Tensor:

@@ -251,11 +251,12 @@ class FGCLIP2OVRoIHead(StandardRoIHead):
         super().__init__(*args, **kwargs)
         self.ensemble = RegionScoreEnsemble(**ensemble) if ensemble is not None else None
         self.region_pooler = None  # set by the detector: (vlm features, rois) -> (N, D)
-        # F-ViT's ensemble scores are final: the box head must not softmax (renormalise) them.
-        self.bbox_head.final_scores = self.ensemble is not None and self.ensemble.final_scores
 
     def _bbox_forward(self, x: Sequence[torch.Tensor], rois: torch.Tensor) -> dict:
         results = super()._bbox_forward(x, rois)
+        # Whether these scores are final (F-ViT's ensemble: the box head must not softmax them), decided
+        # per call: the ensemble may be switched off at run time (detector-only evaluation).
+        self.bbox_head.final_scores = not self.training and self.ensemble is not None and self.ensemble.final_scores
         if self.training or self.ensemble is None:
             return results
         if self.region_pooler is None or getattr(x, "vlm", None) is None:

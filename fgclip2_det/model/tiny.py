@@ -30,16 +30,18 @@ def randomize_(model: FGCLIP2, seed: int = 0) -> FGCLIP2:
 
 
 def make_tiny_checkpoint(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
-                         with_tokenizer: bool = True) -> Path:
+                         with_tokenizer: bool = True, model_input_names=None) -> Path:
     """Writes config.json + model.safetensors (+ tokenizer files of a small bilingual tokenizer
-    trained on the spot, whose vocabulary size the model then uses)."""
+    trained on the spot, whose vocabulary size the model then uses). ``model_input_names``: what the
+    tokenizer returns, None = transformers' default (ids and attention mask); ``("input_ids",)`` for
+    one that returns no attention mask (``train_tiny_tokenizer``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = {}
     if with_tokenizer:
         from .tiny_tokenizer import train_tiny_tokenizer
 
-        overrides["text"] = {"vocab_size": train_tiny_tokenizer(out_dir)}
+        overrides["text"] = {"vocab_size": train_tiny_tokenizer(out_dir, model_input_names=model_input_names)}
     torch.manual_seed(seed)
     model = randomize_(FGCLIP2(FGCLIP2Config.preset(preset, **overrides)), seed)
     model.save_pretrained(out_dir)

@@ -16,6 +16,10 @@ ByteFallback + Fuse`` (Siglip2Tokenizer's). Differences, chosen on purpose:
   stay within words and the tiny vocabulary is spent on words;
 * the post-processor appends ``<eos>`` (``$A <eos>``) and no ``<bos>`` (SigLIP 2: add_bos false).
 
+What the tokenizer returns follows transformers' default (``input_ids`` and ``attention_mask``)
+unless ``model_input_names`` is given: ``("input_ids",)`` writes a tokenizer that returns no
+attention mask, the other case the evaluations' ``attention_mask='auto'`` must handle.
+
 Training is deterministic: same arguments, byte-identical files.
 """
 from __future__ import annotations
@@ -155,8 +159,10 @@ def _special_tokens_map() -> dict[str, str]:
     return {"bos_token": bos, "eos_token": eos, "mask_token": mask, "pad_token": pad, "unk_token": unk}
 
 
-def _tokenizer_config() -> dict:
+def _tokenizer_config(model_input_names=None) -> dict:
+    extra = {} if model_input_names is None else {"model_input_names": list(model_input_names)}
     return {
+        **extra,
         "tokenizer_class": TOKENIZER_CLASS,
         **_special_tokens_map(),
         "add_bos_token": False,
@@ -172,13 +178,14 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def train_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> int:
+def train_tiny_tokenizer(out_dir: str | Path, vocab_size: int = 1024, model_input_names=None) -> int:
     """Train the tiny tokenizer and write tokenizer.json, tokenizer_config.json and
-    special_tokens_map.json into ``out_dir``; returns the real vocabulary size."""
+    special_tokens_map.json into ``out_dir``; returns the real vocabulary size. ``model_input_names``
+    (e.g. ``("input_ids",)``), when given, goes into tokenizer_config.json (module doc)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = build_tiny_tokenizer(vocab_size)
     (out_dir / "tokenizer.json").write_text(tok.to_str(pretty=True) + "\n", encoding="utf-8")
-    _write_json(out_dir / "tokenizer_config.json", _tokenizer_config())
+    _write_json(out_dir / "tokenizer_config.json", _tokenizer_config(model_input_names))
     _write_json(out_dir / "special_tokens_map.json", _special_tokens_map())
     return tok.get_vocab_size(with_added_tokens=True)

@@ -6,6 +6,13 @@ code calls the HF tokenizer with ``padding="max_length", truncation=True, max_le
 lower-cased text. This wrapper reproduces that output exactly (a test compares it with the plain HF
 call) but batch-encodes through the fast ``tokenizers`` backend, and counts truncated texts, which
 the official code drops silently.
+
+Attention mask: the official evaluations (fgclip2/eval/coco_box_ddp.py, in1k/lvis_box_cls_ddp.py,
+in1k/laion_cn_box_cls_ddp.py, fgovd_bbox_roi.py) pass the tokenizer's whole output to
+``get_text_features``, so pad tokens are masked exactly when the checkpoint's tokenizer returns an
+``attention_mask`` (its ``model_input_names``); the official training passes none. :meth:`encode`
+returns what the HF call returns, and :func:`resolve_attention_mask` turns the evaluation option
+('auto' / True / False) into that choice.
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-__all__ = ["FGCLIP2Tokenizer", "TOKENIZER_FILES"]
+__all__ = ["FGCLIP2Tokenizer", "TOKENIZER_FILES", "ATTENTION_MASK_CHOICES", "check_attention_mask_option",
+           "resolve_attention_mask", "tokenizer_returns_attention_mask"]
 
 logger = logging.getLogger("fgclip2_det")
 
@@ -26,6 +34,13 @@ logger = logging.getLogger("fgclip2_det")
 #: hash exactly these.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model")
 _FALLBACK_PAD = "<pad>"
+#: What transformers' fast tokenizer built from a tokenizer.json alone returns (the
+#: ``model_input_names`` of ``PreTrainedTokenizerBase`` / ``TokenizersBackend``): the
+#: tokenizer.json-only path assumes it, as ``AutoTokenizer`` on the same folder would.
+DEFAULT_MODEL_INPUT_NAMES = ("input_ids", "attention_mask")
+#: The evaluation option for the text attention mask ('auto', True, False; see
+#: :func:`resolve_attention_mask`) as command-line tools spell it (``--text-attention-mask auto|on|off``).
+ATTENTION_MASK_CHOICES = {"auto": "auto", "on": True, "off": False}
 
 
 class FGCLIP2Tokenizer:
@@ -48,6 +63,7 @@ class FGCLIP2Tokenizer:
         short_len: int = 64,
         long_len: int = 196,
         hf_tokenizer=None,
+        model_input_names: Sequence[str] = DEFAULT_MODEL_INPUT_NAMES,
     ):
         for name, value in (("short_len", short_len), ("long_len", long_len)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -62,6 +78,7 @@ class FGCLIP2Tokenizer:
         self.truncation_side = truncation_side
         self.lengths = {"short": short_len, "box": short_len, "long": long_len}
         self.hf_tokenizer = hf_tokenizer  # kept for reference / decoding special cases
+        self.model_input_names = tuple(model_input_names)
         self._raw = backend
         self._backends: dict[int, Tokenizer] = {}
         self.num_truncated = 0
@@ -82,7 +99,9 @@ class FGCLIP2Tokenizer:
         With ``tokenizer_config.json`` present, ``transformers.AutoTokenizer`` builds the tokenizer,
         so the checkpoint's own special tokens, padding side and post-processor apply, as in the
         official code. Otherwise ``tokenizer.json`` is read with ``tokenizers`` alone: pad token from
-        its padding settings or ``<pad>``, right padding (SigLIP 2's Gemma files pad right).
+        its padding settings or ``<pad>``, right padding (SigLIP 2's Gemma files pad right), and
+        ``model_input_names`` = ``("input_ids", "attention_mask")``, what transformers' fast tokenizer
+        built from that file alone returns.
         """
         directory = Path(directory)
         _check_directory(directory)
@@ -119,6 +138,7 @@ class FGCLIP2Tokenizer:
             padding_side=hf.padding_side,
             truncation_side=hf.truncation_side,
             hf_tokenizer=hf,
+            model_input_names=hf.model_input_names,
             **kwargs,
         )
 
@@ -145,24 +165,50 @@ class FGCLIP2Tokenizer:
     def kinds(self) -> tuple[str, ...]:
         return tuple(self.lengths)
 
+    @property
+    def returns_attention_mask(self) -> bool:
+        """Whether the checkpoint's tokenizer returns an ``attention_mask`` (it is in its
+        ``model_input_names``), i.e. whether the official evaluations mask pad tokens."""
+        return "attention_mask" in self.model_input_names
+
     # ------------------------------------------------------------------ encoding
 
     def __call__(
         self, texts: str | Sequence[str], kind: str = "short", lowercase: bool | None = None
     ) -> torch.Tensor:
         """Token ids (B, L), padded with ``pad_token_id`` to exactly L and truncated to L."""
+        encodings, length = self._encode(texts, kind, lowercase)
+        return _as_tensor([enc.ids for enc in encodings], length)
+
+    def encode(
+        self, texts: str | Sequence[str], kind: str = "short", lowercase: bool | None = None,
+        attention_mask: bool | str = "auto",
+    ) -> dict[str, torch.Tensor]:
+        """``{"input_ids": (B, L)}``, plus ``"attention_mask"`` (B, L; 1 = real token, 0 = pad) when
+        ``attention_mask`` resolves to True (:func:`resolve_attention_mask`: 'auto' = exactly when
+        the checkpoint's tokenizer returns one). With 'auto' this is what the official evaluations
+        get from ``tokenizer(texts, padding="max_length", max_length=L, truncation=True)``.
+        """
+        with_mask = resolve_attention_mask(attention_mask, self)
+        encodings, length = self._encode(texts, kind, lowercase)
+        out = {"input_ids": _as_tensor([enc.ids for enc in encodings], length)}
+        if with_mask:
+            out["attention_mask"] = _as_tensor([enc.attention_mask for enc in encodings], length)
+        return out
+
+    def _encode(self, texts, kind: str, lowercase: bool | None):
+        """The backend's encodings of ``texts`` (lower-cased per the setting), and L."""
         length = self._length(kind)
         batch = _as_text_list(texts)
         if (self.lowercase if lowercase is None else lowercase):
             batch = [t.lower() for t in batch]
         if not batch:
-            return torch.zeros((0, length), dtype=torch.long)
+            return [], length
         encodings = self._backend(length).encode_batch(batch)
         truncated = [i for i, enc in enumerate(encodings) if enc.overflowing]
         if truncated:
             self._record_truncation(len(truncated), batch[truncated[0]], kind, length)
-        # numpy first: ~3x faster than torch.tensor on 100k nested lists
-        return torch.from_numpy(np.array([enc.ids for enc in encodings], dtype=np.int64))
+        return encodings, length
 
     def decode(self, ids: Sequence[int] | torch.Tensor, skip_special_tokens: bool = True) -> str:
         """Text of one id sequence (pads and other special tokens dropped by default)."""
@@ -208,6 +254,49 @@ class FGCLIP2Tokenizer:
             f"{type(self).__name__}(vocab_size={self.vocab_size}, lengths={self.lengths}, "
             f"pad_token_id={self.pad_token_id}, padding_side={self.padding_side!r}, lowercase={self.lowercase})"
         )
+
+
+def check_attention_mask_option(value, what: str = "attention_mask") -> bool | str:
+    """``value`` if it is 'auto', True or False; ValueError naming ``what`` otherwise."""
+    if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
+        return value
+    raise ValueError(f"{what} must be 'auto', True or False, got {value!r}")
+
+
+def resolve_attention_mask(option: bool | str, tokenizer: FGCLIP2Tokenizer | str | Path) -> bool:
+    """Whether evaluation text encoding passes an attention mask: 'auto' = exactly when the
+    checkpoint's tokenizer returns one (:attr:`FGCLIP2Tokenizer.returns_attention_mask`; ``tokenizer``
+    is the tokenizer or the checkpoint folder), as the official evaluations do; True / False force
+    it either way."""
+    check_attention_mask_option(option)
+    if option != "auto":
+        return option
+    if isinstance(tokenizer, FGCLIP2Tokenizer):
+        return tokenizer.returns_attention_mask
+    return tokenizer_returns_attention_mask(tokenizer)
+
+
+_RETURNS_MASK: dict[tuple, bool] = {}
+
+
+def tokenizer_returns_attention_mask(directory: str | Path) -> bool:
+    """:attr:`FGCLIP2Tokenizer.returns_attention_mask` of a checkpoint folder's tokenizer, remembered
+    per process until its tokenizer files change, so that cache look-ups do not build the tokenizer
+    (with transformers, for a 256k-token vocabulary) every time."""
+    directory = Path(directory).resolve()
+    stamp = tuple((name, (directory / name).stat().st_mtime_ns, (directory / name).stat().st_size)
+                  for name in TOKENIZER_FILES if (directory / name).is_file())
+    key = (str(directory), stamp)
+    if key not in _RETURNS_MASK:
+        _RETURNS_MASK[key] = FGCLIP2Tokenizer.from_pretrained(directory).returns_attention_mask
+    return _RETURNS_MASK[key]
+
+
+def _as_tensor(rows: list[list[int]], length: int) -> torch.Tensor:
+    if not rows:
+        return torch.zeros((0, length), dtype=torch.long)
+    # numpy first: ~3x faster than torch.tensor on 100k nested lists
+    return torch.from_numpy(np.array(rows, dtype=np.int64))
 
 
 def _check_directory(directory: Path) -> None:

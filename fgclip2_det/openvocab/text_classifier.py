@@ -15,6 +15,10 @@ L2(mean over its names). Results are cached on disk (:mod:`.cache`), so the text
 loaded only on a cache miss, and freed afterwards.
 
 ``name_style='underscore_to_space'`` prompts LVIS-style names as words ("baby_buggy" -> "baby buggy").
+
+Texts are tokenised as the official evaluations do (64 tokens, ``padding="max_length"``) and, by
+default (``attention_mask='auto'``), encoded with the attention mask exactly when the checkpoint's
+tokenizer returns one, as those scripts pass the tokenizer's whole output to ``get_text_features``.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..model import FGCLIP2Tokenizer
+from ..model.tokenizer import check_attention_mask_option, resolve_attention_mask
 from .cache import EmbeddingCache, cache_key, checkpoint_fingerprint, tokenizer_fingerprint
 from .towers import load_fgclip2_tower
 from .vocabulary import Vocabulary, contains_cjk, normalize_vocabulary
@@ -58,9 +63,10 @@ class TextClassifier:
         fingerprint: checkpoint fingerprint mode for the cache key, 'fast' or 'full' (text_cache).
         batch_size: texts per encoder call; progress: show a tqdm bar while encoding.
         device: where the text tower runs on a cache miss.
-        attention_mask: mask pad tokens in the text encoder. Default False, as in training (the
-            project default of ``encode_text``); the official evals pass whatever the released
-            tokenizer returns, so set True if that includes an attention mask (README, "Where this
+        attention_mask: mask pad tokens in the text encoder. 'auto' (default): exactly when the
+            checkpoint's tokenizer returns an attention mask, as the official evaluations (they pass
+            the tokenizer's whole output); True / False force it either way (the official training
+            passes none). The cache key holds the resolved choice (README, "Where this
             implementation decides").
     """
 
@@ -68,7 +74,7 @@ class TextClassifier:
                  templates_en: str | Sequence[str] | None = "default", lowercase_en: bool = True,
                  kind: str = "box", cache_dir: str | Path | None = None, use_cache: bool = True,
                  fingerprint: str = "fast", batch_size: int = 256, progress: bool = True,
-                 device: str | torch.device = "cpu", attention_mask: bool = False, name_style: str = "as_is"):
+                 device: str | torch.device = "cpu", attention_mask: bool | str = "auto", name_style: str = "as_is"):
         if name_style not in ("as_is", "underscore_to_space"):
             raise ValueError(f"name_style must be 'as_is' or 'underscore_to_space', got {name_style!r}")
         self.name_style = name_style
@@ -92,7 +98,7 @@ class TextClassifier:
         self.batch_size = batch_size
         self.progress = progress
         self.device = torch.device(device)
-        self.attention_mask = attention_mask
+        self.attention_mask = check_attention_mask_option(attention_mask)
 
     # ------------------------------------------------------------------------------ texts
     def name_texts(self, name: str) -> list[str]:
@@ -129,10 +135,15 @@ class TextClassifier:
         return out
 
     # ------------------------------------------------------------------------------ embeddings
+    @property
+    def uses_attention_mask(self) -> bool:
+        """The resolved ``attention_mask`` option: whether pad tokens are masked."""
+        return resolve_attention_mask(self.attention_mask, self.checkpoint)
+
     def key(self, class_texts: list[list[list[str]]]) -> str:
         return cache_key(checkpoint=checkpoint_fingerprint(self.checkpoint, self.fingerprint),
                          tokenizer=tokenizer_fingerprint(self.checkpoint), kind=self.kind,
-                         attention_mask=self.attention_mask, texts=class_texts)
+                         attention_mask=self.uses_attention_mask, texts=class_texts)
 
     def __call__(self, classes: Vocabulary) -> torch.Tensor:
         class_texts = self.class_texts(classes)
@@ -145,6 +156,7 @@ class TextClassifier:
         embeddings = self.compute(class_texts)
         if self.cache is not None:
             self.cache.save(key, embeddings, {"checkpoint": str(self.checkpoint), "kind": self.kind,
+                                              "attention_mask": self.uses_attention_mask,
                                               "classes": [[n[0] for n in c] for c in class_texts]})
         return embeddings
 
@@ -166,13 +178,15 @@ class TextClassifier:
         for the duration of the call only."""
         model = load_fgclip2_tower(self.checkpoint, "text", "text classifier checkpoint").to(self.device)
         tokenizer = FGCLIP2Tokenizer.from_pretrained(self.checkpoint)
+        with_mask = resolve_attention_mask(self.attention_mask, tokenizer)
         out = []
         with torch.inference_mode(), tqdm(total=len(texts), desc="FG-CLIP 2 class embeddings", unit="text",
                                           disable=not self.progress) as bar:
             for i in range(0, len(texts), self.batch_size):
                 chunk = texts[i:i + self.batch_size]
-                ids = tokenizer(chunk, kind=self.kind, lowercase=False).to(self.device)
-                mask = (ids != tokenizer.pad_token_id).long() if self.attention_mask else None
-                out.append(model.encode_text(ids, self.kind, mask).float().cpu())
+                tokens = tokenizer.encode(chunk, kind=self.kind, lowercase=False, attention_mask=with_mask)
+                mask = tokens.get("attention_mask")
+                out.append(model.encode_text(tokens["input_ids"].to(self.device), self.kind,
+                                             None if mask is None else mask.to(self.device)).float().cpu())
                 bar.update(len(chunk))
         return torch.cat(out)

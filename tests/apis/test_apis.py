@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from det_helpers import BOXCLASS_CONFIG, ROOT, shared_text_cache
@@ -193,3 +194,37 @@ def test_zero_shot_predictor_answers_with_the_scoring_rule(tiny_dir, tmp_path):
         ZeroShotPredictor(tmp_path / "none")
     with pytest.raises(InputError, match="text query"):
         predictor.similarity_map(feats, " ")
+
+
+def test_a_class_scores_the_same_in_the_api_and_the_box_classifier(tiny_dir_either_mask, tmp_path):
+    """Class and query texts follow the checkpoint's tokenizer by default ('auto'), as the official
+    box evaluation and the box-classification config: with a tokenizer that returns an attention mask
+    and with one that returns none, ZeroShotPredictor's embeddings equal the official text side and
+    the box classifier's; ``text_attention_mask`` forces either way; a bad value is an InputError."""
+    from det_helpers import official_text_features, official_tokenizer, template_class_embeddings
+
+    checkpoint = tiny_dir_either_mask
+    hf = official_tokenizer(checkpoint)
+    returns_mask = "attention_mask" in hf(["a cat"])
+    model = FGCLIP2.from_pretrained(checkpoint)
+    vocab = ["red car", "dog"]
+    official = template_class_embeddings(model, hf, vocab)
+    predictor = ZeroShotPredictor(checkpoint, cache_dir=str(tmp_path / "cache"))
+    assert predictor.text_attention_mask == "auto" and predictor.class_text.uses_attention_mask is returns_mask
+    torch.testing.assert_close(predictor.embeddings(vocab), official, atol=1e-6, rtol=0)
+    query = F.normalize(official_text_features(model, hf, ["a red car"], "box"), dim=-1)
+    torch.testing.assert_close(predictor.embeddings(["A Red Car"], query=True), query, atol=1e-6, rtol=0)
+
+    box_classifier = init_model(BOXCLASS_CONFIG, cfg_options=_options(checkpoint))
+    use_vocabulary(box_classifier, vocab)
+    torch.testing.assert_close(box_classifier.class_embeds.cpu(), predictor.embeddings(vocab), atol=1e-6, rtol=0)
+
+    for option in (True, False):
+        forced = ZeroShotPredictor(checkpoint, cache_dir=str(tmp_path / "cache"), text_attention_mask=option)
+        assert forced.class_text.uses_attention_mask is option and forced.query_text.uses_attention_mask is option
+        if option is returns_mask:
+            torch.testing.assert_close(forced.embeddings(vocab), official, atol=1e-6, rtol=0)
+        else:
+            assert not torch.allclose(forced.embeddings(vocab), official, atol=1e-3)
+    with pytest.raises(InputError, match=r"text_attention_mask must be 'auto', True or False, got 'on'"):
+        ZeroShotPredictor(checkpoint, text_attention_mask="on")

@@ -104,6 +104,32 @@ def test_without_a_checkpoint_the_page_says_it_runs_the_tiny_model(tmp_path, mon
     assert len(shown) == 1 and "random weights" in shown[0]
 
 
+def test_engine_text_attention_mask_follows_the_tokenizer(tiny_dir, tiny_dir_no_mask, tmp_path):
+    """The web demo encodes class and query texts as the box classifier does: with the attention mask
+    exactly when the checkpoint's tokenizer returns one ('auto'), or as ``--text-attention-mask`` says."""
+    import torch
+
+    from fgclip2_det.apps.engine import DemoEngine
+    from fgclip2_det.openvocab import TextClassifier
+
+    sys.path.insert(0, str(ROOT))
+    from tools import serve_demo
+
+    cache = str(tmp_path / "cache")
+    for checkpoint, returns_mask in ((tiny_dir, True), (tiny_dir_no_mask, False)):
+        engine = DemoEngine(checkpoint, cache_dir=cache)
+        assert engine.zero_shot.class_text.uses_attention_mask is returns_mask
+        assert engine.zero_shot.query_text.uses_attention_mask is returns_mask
+        want = TextClassifier(checkpoint, attention_mask=returns_mask, use_cache=False, progress=False)(["red car", "狗"])
+        torch.testing.assert_close(engine.embeddings(["red car", "狗"]), want, atol=1e-6, rtol=0)
+    forced = DemoEngine(tiny_dir, cache_dir=cache, text_attention_mask=False)
+    assert forced.zero_shot.class_text.uses_attention_mask is False
+    assert serve_demo.parse_args([]).text_attention_mask == "auto"
+    assert serve_demo.ATTENTION_MASK_CHOICES[serve_demo.parse_args(["--text-attention-mask", "off"]).text_attention_mask] is False
+    with pytest.raises(SystemExit):
+        serve_demo.parse_args(["--text-attention-mask", "maybe"])
+
+
 def _saved_model(config: Path, tiny_dir: Path, cache: Path, out: Path) -> tuple[str, str]:
     """(config file, runner-style checkpoint) of the config's model built on the tiny FG-CLIP 2."""
     import torch

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fgclip2_det.datasets.ov_splits import (OV_COCO_BASE_CLASSES, OV_COCO_CLASSES, OV_COCO_NOVEL_CLASSES,
-                                            lvis_metainfo, lvis_split, ov_coco_metainfo)
+                                            lvis_metainfo, lvis_split, ov_coco_metainfo, ov_coco_subset)
 from tool_helpers import load_tool
 
 
@@ -98,9 +98,10 @@ def coco_files(tmp_path):
 
 
 def test_prepare_ov_coco(coco_tool, coco_files, tmp_path, capsys):
+    """With --val-all-images (every val image kept); the default is test_prepare_ov_coco_val_images."""
     train_path, val_path = coco_files
     out_dir = tmp_path / "ov"
-    coco_tool.main(["--train", train_path, "--val", val_path, "--out-dir", str(out_dir)])
+    coco_tool.main(["--train", train_path, "--val", val_path, "--out-dir", str(out_dir), "--val-all-images"])
 
     train = read_json(out_dir / "instances_train2017_ov_base.json")
     assert [c["name"] for c in train["categories"]] == list(OV_COCO_CLASSES)
@@ -121,6 +122,53 @@ def test_prepare_ov_coco(coco_tool, coco_files, tmp_path, capsys):
     assert "3 images, 4 annotations (4 base / 0 novel), 65 categories (48 base / 17 novel)" in out
     assert "3 images, 3 annotations (1 base / 2 novel), 65 categories (48 base / 17 novel)" in out
     assert "train kept 4/10 annotations on 3/6 images; val kept 3/4 annotations on 3 images" in out
+
+
+def test_prepare_ov_coco_val_images(coco_tool, coco_files, tmp_path, capsys):
+    """By default the val file keeps exactly the images with an annotation of the 65 classes (a crowd
+    one counts), as OVR-CNN's instances_val2017_all_2.json (4,836 of val2017's 5,000 images);
+    --val-all-images keeps them all. Annotations, categories and the train file are the same either way."""
+    train_path, _ = coco_files
+    val = coco_file([10, 11, 12, 13, 14, 15, 16], [
+        coco_ann(11, 10, "person"), coco_ann(12, 10, "cat"), coco_ann(13, 10, "hot dog"),  # base + novel + excluded
+        coco_ann(14, 12, "umbrella", iscrowd=1),                                           # a novel crowd box only
+        coco_ann(15, 13, "hot dog"), coco_ann(16, 13, "dining table"),                     # excluded classes only
+        coco_ann(17, 14, "toothbrush"),                                                    # one base box
+        coco_ann(18, 16, "scissors")])                                                     # one novel box; 11, 15: none
+    val_path = write_json(tmp_path / "val7.json", val)
+    coco_tool.main(["--train", train_path, "--val", val_path, "--out-dir", str(tmp_path / "ov")])
+    coco_tool.main(["--train", train_path, "--val", val_path, "--out-dir", str(tmp_path / "all"), "--val-all-images"])
+    default = read_json(tmp_path / "ov" / "instances_val2017_ov_all.json")
+    every = read_json(tmp_path / "all" / "instances_val2017_ov_all.json")
+
+    assert [im["id"] for im in default["images"]] == [10, 12, 14, 16]
+    assert [im["id"] for im in every["images"]] == [10, 11, 12, 13, 14, 15, 16]
+    ann_images = {a["image_id"] for a in default["annotations"]}
+    assert {im["id"] for im in default["images"]} == ann_images  # exactly the images with an annotation
+    assert default["images"][1] == val["images"][2]  # image entries kept as they are
+    for out in (default, every):
+        assert [a["id"] for a in out["annotations"]] == [11, 12, 14, 17, 18]
+        assert [c["name"] for c in out["categories"]] == list(OV_COCO_CLASSES)
+    assert read_json(tmp_path / "ov" / "instances_train2017_ov_base.json") == \
+        read_json(tmp_path / "all" / "instances_train2017_ov_base.json")
+    printed = capsys.readouterr().out
+    assert "val kept 5/8 annotations on 4 images" in printed
+    assert "val kept 5/8 annotations on 7 images" in printed
+
+
+def test_ov_coco_subset():
+    data = coco_file([1, 2, 3], [coco_ann(1, 1, "person"), coco_ann(2, 2, "cat"), coco_ann(3, 3, "hot dog")])
+    base = ov_coco_subset(data, OV_COCO_BASE_CLASSES)
+    assert [a["id"] for a in base["annotations"]] == [1] and [im["id"] for im in base["images"]] == [1]
+    both = ov_coco_subset(data)  # all 65 classes, annotated images only: the default
+    assert [a["id"] for a in both["annotations"]] == [1, 2] and [im["id"] for im in both["images"]] == [1, 2]
+    assert [im["id"] for im in ov_coco_subset(data, annotated_images_only=False)["images"]] == [1, 2, 3]
+    assert both["info"] == data["info"] and both["licenses"] == data["licenses"]
+    assert data["annotations"][2]["id"] == 3 and len(data["images"]) == 3  # input untouched
+    no_info = {k: v for k, v in data.items() if k not in ("info", "licenses")}
+    assert set(ov_coco_subset(no_info)) == {"images", "annotations", "categories"}
+    with pytest.raises(ValueError, match=r"^x\.json: OV-COCO categories missing from the file: cat, tv$"):
+        ov_coco_subset(coco_file([1], [], drop=("cat", "tv")), source="x.json")
 
 
 def test_prepare_ov_coco_errors(coco_tool, coco_files, tmp_path):

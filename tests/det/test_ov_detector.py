@@ -261,6 +261,8 @@ def test_ensemble_changes_scores_and_detector_only_skips_it(detector, world):
             detector.roi_head.ensemble = ensemble
     assert len(with_ens) > 0 and len(det_only) > 0
     assert not (len(with_ens) == len(det_only) and torch.allclose(with_ens.scores, det_only.scores))
+    # Detector-only scores are the box head's softmax: probabilities, never raw logits.
+    assert float(det_only.scores.min()) >= 0 and float(det_only.scores.max()) <= 1
 
 
 def test_training_step_leaves_the_backbone_frozen(detector, world):

@@ -206,3 +206,92 @@ def test_custom_lengths(tok_dir):
     assert t("a red circle", kind="long").shape == (1, 12)
     with pytest.raises(ValueError, match="short_len"):
         FGCLIP2Tokenizer.from_pretrained(tok_dir, short_len=0)
+
+
+# ----------------------------------------------------------------------------- attention mask
+
+
+def _hf_output(hf, texts, length):
+    return hf(texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
+
+
+def test_encode_returns_what_the_hf_call_returns(tok_dir, tmp_path, hf):
+    """``encode`` with 'auto' = the official call's output, key for key: with the attention mask when
+    the checkpoint's tokenizer returns one, without it when its ``model_input_names`` say so."""
+    from fgclip2_det.model.tokenizer import resolve_attention_mask
+
+    from transformers import AutoTokenizer
+
+    no_mask_dir = tmp_path / "no_mask"
+    shutil.copytree(tok_dir, no_mask_dir)
+    cfg = json.loads((no_mask_dir / "tokenizer_config.json").read_text())
+    (no_mask_dir / "tokenizer_config.json").write_text(json.dumps({**cfg, "model_input_names": ["input_ids"]}))
+    hf_no_mask = AutoTokenizer.from_pretrained(str(no_mask_dir), local_files_only=True)
+    lowered = [t.lower() for t in MIXED]
+    for directory, reference, returns_mask in ((tok_dir, hf, True), (no_mask_dir, hf_no_mask, False)):
+        ours = FGCLIP2Tokenizer.from_pretrained(directory)
+        assert ours.returns_attention_mask is returns_mask
+        assert ours.model_input_names == tuple(reference.model_input_names)
+        for kind, length in (("box", 64), ("long", 196)):
+            want = _hf_output(reference, lowered, length)
+            got = ours.encode(MIXED, kind=kind)
+            assert sorted(got) == sorted(want.keys())
+            for key in got:
+                assert torch.equal(got[key], want[key]), (directory, kind, key)
+        # forced either way; ids never change
+        forced = {option: ours.encode(MIXED, kind="box", attention_mask=option) for option in (True, False)}
+        assert "attention_mask" in forced[True] and "attention_mask" not in forced[False]
+        assert torch.equal(forced[True]["input_ids"], forced[False]["input_ids"])
+        assert torch.equal(forced[True]["attention_mask"], _hf_output(hf, lowered, 64)["attention_mask"])
+        assert resolve_attention_mask("auto", ours) is returns_mask
+        assert resolve_attention_mask("auto", directory) is returns_mask
+        assert resolve_attention_mask(True, ours) is True and resolve_attention_mask(False, directory) is False
+    # the mask marks what the tokenizer produced, not what equals the pad id: a literal "<pad>" in a
+    # text is a real token (mask 1), as in the HF call
+    text = ["a <pad> cat"]
+    got, want = FGCLIP2Tokenizer.from_pretrained(tok_dir).encode(text, kind="box"), _hf_output(hf, text, 64)
+    assert torch.equal(got["attention_mask"], want["attention_mask"]) and torch.equal(got["input_ids"], want["input_ids"])
+    assert 0 in got["input_ids"][0, :3].tolist() and got["attention_mask"][0, :4].tolist() == [1, 1, 1, 1]
+    assert ours.encode([], kind="box", attention_mask=True)["attention_mask"].shape == (0, 64)
+
+
+def test_tokenizer_json_only_returns_an_attention_mask(tok_dir, tmp_path):
+    """Without tokenizer_config.json the tokenizer is read with ``tokenizers`` alone; it then returns
+    what transformers' fast tokenizer built from that file returns: ids and the attention mask."""
+    from transformers import AutoTokenizer
+
+    d = tmp_path / "json_only"
+    d.mkdir()
+    shutil.copy(tok_dir / "tokenizer.json", d / "tokenizer.json")
+    bare = FGCLIP2Tokenizer.from_pretrained(d)
+    assert bare.hf_tokenizer is None and bare.returns_attention_mask
+    assert bare.model_input_names == tuple(AutoTokenizer.from_pretrained(str(d), local_files_only=True).model_input_names)
+    out = bare.encode(["a red circle"], kind="box")
+    assert sorted(out) == ["attention_mask", "input_ids"]
+    assert torch.equal(out["attention_mask"], (out["input_ids"] != PAD).long())
+
+
+def test_attention_mask_option_is_checked(tok):
+    from fgclip2_det.model.tokenizer import check_attention_mask_option, resolve_attention_mask
+
+    assert [check_attention_mask_option(v) for v in ("auto", True, False)] == ["auto", True, False]
+    for bad in ("yes", 1, None, "Auto"):
+        with pytest.raises(ValueError, match=r"text_attention_mask must be 'auto', True or False"):
+            check_attention_mask_option(bad, "text_attention_mask")
+        with pytest.raises(ValueError, match=r"attention_mask must be 'auto', True or False"):
+            resolve_attention_mask(bad, tok)
+    with pytest.raises(ValueError, match="attention_mask must be"):
+        tok.encode(["a"], attention_mask="no")
+
+
+def test_tiny_checkpoint_variants(tiny_dir, tiny_dir_no_mask):
+    """The test checkpoints: tiny_dir's tokenizer returns an attention mask, tiny_dir_no_mask's none;
+    same weights and vocabulary."""
+    from transformers import AutoTokenizer
+
+    for directory, returns_mask in ((tiny_dir, True), (tiny_dir_no_mask, False)):
+        hf = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        assert ("attention_mask" in hf(["a cat"])) is returns_mask
+        assert FGCLIP2Tokenizer.from_pretrained(directory).returns_attention_mask is returns_mask
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert (tiny_dir / name).read_bytes() == (tiny_dir_no_mask / name).read_bytes(), name

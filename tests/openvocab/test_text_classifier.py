@@ -12,12 +12,13 @@ from fgclip2_det.openvocab.cache import checkpoint_fingerprint
 from fgclip2_det.openvocab.text_classifier import TextClassifier, contains_cjk, load_templates
 from fgclip2_det.model import FGCLIP2, FGCLIP2Tokenizer
 from fgclip2_det.model.checkpoint import read_state_dict, write_state_dict
-from det_helpers import mmdet_scope  # noqa: F401  (autouse fixture)
+from det_helpers import mmdet_scope, official_text_features, official_tokenizer  # noqa: F401  (autouse fixture)
 
 
 def _encode(model, tok, texts):
-    with torch.no_grad():
-        return model.encode_text(tok(texts, kind="box", lowercase=False), "box")
+    """The official text side: the checkpoint's HF tokenizer, its whole output into the box head
+    (tiny_dir's tokenizer returns an attention mask, so pads are masked, as the default 'auto' does)."""
+    return official_text_features(model, tok.hf_tokenizer, texts, "box")
 
 
 def _name_embedding(model, tok, texts):
@@ -58,9 +59,33 @@ def test_attention_mask_option(tiny_dir, tiny_model, tmp_path):
     with torch.no_grad():
         want = tiny_model.encode_text(ids, "box", (ids != tok.pad_token_id).long())
     torch.testing.assert_close(masked(["red car"]), want, atol=1e-6, rtol=0)
-    plain = TextClassifier(tiny_dir, templates_en=None, cache_dir=tmp_path, progress=False)
+    plain = TextClassifier(tiny_dir, templates_en=None, attention_mask=False, cache_dir=tmp_path, progress=False)
     assert not torch.allclose(plain(["red car"]), want, atol=1e-3)
     assert plain.key(plain.class_texts(["red car"])) != masked.key(masked.class_texts(["red car"]))
+
+
+@pytest.mark.parametrize("variant", ["mask", "no_mask"])
+def test_attention_mask_auto_follows_the_tokenizer(variant, tiny_dir, tiny_dir_no_mask, tiny_model, tmp_path):
+    """'auto' (the default) = the official evals' text side: the checkpoint's tokenizer output passed
+    whole, so pads are masked exactly when the tokenizer returns an attention mask; True / False force
+    it; the cache key holds the resolved choice (equal embeddings, equal keys)."""
+    checkpoint = tiny_dir if variant == "mask" else tiny_dir_no_mask
+    hf = official_tokenizer(checkpoint)
+    returns_mask = "attention_mask" in hf(["red car"])
+    assert returns_mask == (variant == "mask")
+    texts = ["red car", "蓝色的杯子"]
+    made = {option: TextClassifier(checkpoint, templates_en=None, attention_mask=option, cache_dir=tmp_path,
+                                   progress=False) for option in ("auto", True, False)}
+    assert made["auto"].attention_mask == "auto" and made["auto"].uses_attention_mask is returns_mask
+    want = F.normalize(official_text_features(tiny_model, hf, texts, "box"), dim=-1)
+    torch.testing.assert_close(made["auto"](texts), want, atol=1e-6, rtol=0)
+    forced = TextClassifier(checkpoint, templates_en=None, attention_mask=returns_mask, use_cache=False, progress=False)
+    torch.testing.assert_close(forced(texts), want, atol=1e-6, rtol=0)
+    keys = {option: c.key(c.class_texts(texts)) for option, c in made.items()}
+    assert keys["auto"] == keys[returns_mask] != keys[not returns_mask]
+    assert not torch.allclose(made[not returns_mask](texts), want, atol=1e-3)
+    with pytest.raises(ValueError, match=r"attention_mask must be 'auto', True or False, got 'yes'"):
+        TextClassifier(checkpoint, attention_mask="yes")
 
 
 def test_cache_hit_skips_the_text_encoder(tiny_dir, tmp_path, monkeypatch):

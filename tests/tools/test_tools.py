@@ -159,6 +159,33 @@ def test_demo_uses_the_text_classifier(demo, grey_image, tiny_dir):
     assert len(list((grey_image / "cache").glob("*.pt"))) == 2  # cached: the vocabulary and the query
 
 
+def test_demo_text_attention_mask(demo, grey_image, tiny_dir, tiny_dir_no_mask):
+    """By default class texts carry the attention mask exactly when the checkpoint's tokenizer returns
+    one (as the box-classification config, so a class scores the same); --text-attention-mask on / off
+    forces it; demo.json says which was used."""
+    from fgclip2_det.model.image_processor import FGCLIP2ImageProcessor
+    from fgclip2_det.openvocab.text_classifier import TextClassifier
+
+    vocab = ["red car", "dog"]
+    model = FGCLIP2.from_pretrained(tiny_dir)  # tiny_dir_no_mask has the same weights
+    processed = FGCLIP2ImageProcessor()([grey_image / "img.png"], boxes=[[[10, 10, 150, 110]]])
+    with torch.inference_mode():
+        regions = model.encode_regions(processed.images, processed.boxes)[0]
+    cases = [(tiny_dir, None, True), (tiny_dir_no_mask, None, False), (tiny_dir, "off", False),
+             (tiny_dir_no_mask, "on", True)]
+    for i, (checkpoint, option, used) in enumerate(cases):
+        extra = [] if option is None else ["--text-attention-mask", option]
+        assert demo.main(_demo_args(grey_image, checkpoint, f"o{i}", ",".join(vocab), *extra)) == 0
+        report = json.loads((grey_image / f"o{i}" / "demo.json").read_text(encoding="utf-8"))
+        assert report["text_attention_mask"] is used
+        text = TextClassifier(checkpoint, attention_mask=used, use_cache=False, progress=False)(vocab)
+        probs = (100 * regions @ text.t()).softmax(-1)[0]
+        assert dict(report["predictions"][0]["top5"]) == pytest.approx({v: float(p) for v, p in zip(vocab, probs)},
+                                                                       abs=1e-5)
+    with pytest.raises(SystemExit):
+        demo.main(_demo_args(grey_image, tiny_dir, "bad", "red car", "--text-attention-mask", "yes"))
+
+
 @pytest.mark.parametrize("case, message", [
     ("not_an_image", "cannot read image"),
     ("missing_image", "image file not found"),

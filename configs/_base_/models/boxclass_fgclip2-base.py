@@ -7,10 +7,11 @@ model = dict(
     type='FGCLIP2BoxClassifier',
     # TextClassifier arguments; the checkpoint defaults to the backbone's. English names get the
     # 80 official templates, lower-cased; Chinese names are used bare (language='auto').
-    # cache_dir=None -> $FGCLIP2_DET_CACHE/text or ~/.cache/fgclip2_det/text. attention_mask: the
-    # official evals pass the tokenizer's mask if the released tokenizer returns one; training passes
-    # none (README "Where this implementation decides").
-    text_classifier=dict(language='auto', templates_en='default', cache_dir=None, attention_mask=False),
+    # cache_dir=None -> $FGCLIP2_DET_CACHE/text or ~/.cache/fgclip2_det/text. attention_mask='auto':
+    # pad tokens are masked exactly when the checkpoint's tokenizer returns an attention mask, as the
+    # official evals pass the tokenizer's whole output; True / False force it (training passes none;
+    # README "Where this implementation decides").
+    text_classifier=dict(language='auto', templates_en='default', cache_dir=None, attention_mask='auto'),
     temperature=100.0,
     topk=5)
 

@@ -35,7 +35,7 @@ model = dict(
             dict(type='FPN', in_channels=[fpn_channels] * 4, out_channels=fpn_channels, num_outs=5),
         ]),
     # TextClassifier arguments (80 templates, box text head, on-disk cache); checkpoint = backbone's.
-    text_classifier=dict(language='auto', templates_en='default', cache_dir=None),
+    text_classifier=dict(language='auto', templates_en='default', cache_dir=None, attention_mask='auto'),
     rpn_head=dict(
         type='RPNHead',
         in_channels=fpn_channels,
