@@ -1,0 +1,29 @@
+# CAT-Seg on FG-CLIP 2 base, QV fine-tuning of both towers (FGCLIP2CATSeg), trained on COCO-Stuff 171
+# with CAT-Seg's recipe (configs/_base_/models/cat-seg-ft_fgclip2-base.py, schedules/cat-seg-ft_80k.py);
+# evaluate the same weights on any vocabulary by overriding the test set (see the -847 note below).
+#   python tools/train.py configs/ovseg/cat-seg-ft_fgclip2-base_coco-stuff-171.py      # 4 images / iteration
+#   bash tools/dist_train.sh configs/ovseg/cat-seg-ft_fgclip2-base_coco-stuff-171.py 4 \
+#       --cfg-options train_dataloader.batch_size=1
+# A-847 / PC-459: add --cfg-options model.aggregator.class_chunk=64 (same numbers, bounded memory).
+_base_ = ['../_base_/models/cat-seg-ft_fgclip2-base.py', '../_base_/datasets/coco-stuff-171.py',
+          '../_base_/schedules/cat-seg-ft_80k.py', '../_base_/default_runtime.py']
+
+# CAT-Seg's training input (detectron2 mapper "mask_former_semantic"): shorter side 384 (longer side at
+# most 1333), a 384 x 384 crop, horizontal flip, SSD colour augmentation.
+crop_size = (384, 384)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=False, with_label=False, with_seg=True),
+    dict(type='Resize', scale=(1333, 384), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, allow_negative_crop=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackDetInputs', meta_keys=('img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                                          'flip_direction')),
+]
+train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
+
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=2,
+                                     save_best='mIoU', rule='greater'),
+                     visualization=dict(type='DetVisualizationHook', draw=False))
+log_processor = dict(by_epoch=False)
