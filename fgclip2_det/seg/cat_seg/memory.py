@@ -98,8 +98,9 @@ def _measure(checkpoint: str, num_classes: int, crop: int, class_chunk, train: b
     from mmdet.structures import DetDataSample
     from mmengine.structures import PixelData
 
-    import fgclip2_det.det  # noqa: F401 (registers FGCLIP2ViT)
-    import fgclip2_det.seg  # noqa: F401 (registers FGCLIP2CATSeg)
+    from fgclip2_det import register_all_modules
+
+    register_all_modules()  # a fresh process: the backbone (fgclip2_det.det) and FGCLIP2CATSeg
 
     if threads:
         torch.set_num_threads(int(threads))
