@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
-    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [ovseg]
+    python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [ovseg] [cat_seg]
                               [pretrain_memory] [pretrain_dist] [--out work_dirs/bench]
                               [--repeats 3]
 
@@ -599,6 +599,67 @@ def ovseg_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def bench_cat_seg(args) -> dict:
+    """CAT-Seg (FGCLIP2CATSeg) on CPU, one 384 x 384 crop per step (``--cat-seg-crop``), random weights, each case in a fresh
+    interpreter (``fgclip2_det/seg/cat_seg/memory.py``): training iterations/s and peak memory on
+    COCO-Stuff's 171 classes with CAT-Seg's q/v fine-tuning against the frozen towers (the reference),
+    per preset; A-847 inference memory (base preset by default), unchunked (the reference) and in chunks of 64."""
+    from fgclip2_det.seg.cat_seg.memory import cat_seg_memory, random_checkpoint
+
+    out = Path(args.out) / "cat-seg"
+    crop = args.cat_seg_crop
+    res = {"crop": crop, "train": [], "inference": []}
+    for preset in args.cat_seg_presets.split(","):
+        ckpt = random_checkpoint(preset, out / f"{preset}-random")
+        for finetune in ("none", "attention"):
+            r = cat_seg_memory(ckpt, num_classes=171, crop=crop, train=True, finetune=finetune,
+                               steps=args.cat_seg_steps)
+            r["preset"] = preset
+            res["train"].append(r)
+            print(f"[cat_seg] {preset} train finetune={finetune}: "
+                  + (f"{1 / r['seconds']:.2f} it/s, step peak {r['step_peak_gib']:.2f} GiB" if r.get("fits")
+                     else f"failed: {r.get('error', '')[-200:]}"), flush=True)
+    preset = args.cat_seg_inference_preset
+    ckpt = random_checkpoint(preset, out / f"{preset}-random")
+    for chunk in (None, 64):
+        r = cat_seg_memory(ckpt, num_classes=847, crop=crop, class_chunk=chunk)
+        r["preset"] = preset
+        res["inference"].append(r)
+        print(f"[cat_seg] {preset} A-847 inference chunk={chunk}: "
+              + (f"step peak {r['step_peak_gib']:.2f} GiB, {r['seconds']:.1f} s" if r.get("fits")
+                 else f"failed: {r.get('error', '')[-200:]}"), flush=True)
+    return res
+
+
+def cat_seg_markdown(res: dict) -> str:
+    def figures(r, rate: bool) -> str:
+        if not r.get("fits"):
+            return "failed | | | |" if rate else "failed | | |"
+        cells = [f"{1 / r['seconds']:.3f}"] if rate else []
+        cells += [f"{r['seconds']:.2f}", f"{r['step_peak_gib']:.2f}", f"{r['peak_rss_gib']:.2f}"]
+        return " | ".join(cells) + " |"
+
+    lines = [f"### CAT-Seg on CPU ({res['crop']}² crop, batch 1, random weights)", "",
+             "| preset | step | classes | fine-tuning | it/s | s/it | step peak GiB | process peak GiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["train"]:
+        lines.append(f"| {r['preset']} | train | {r['num_classes']} | {r['finetune']} | {figures(r, True)}")
+    for r in res["inference"]:
+        lines.append(f"| {r['preset']} | inference | {r['num_classes']} (chunk {r['class_chunk'] or 'all'}) | — | "
+                     f"| {figures(r, False)}")
+    by = {(r["preset"], r["finetune"]): r for r in res["train"] if r.get("fits")}
+    for preset in dict.fromkeys(r["preset"] for r in res["train"]):
+        if (preset, "none") in by and (preset, "attention") in by:
+            a, n = by[(preset, "attention")], by[(preset, "none")]
+            lines.append(f"\n{preset}: q/v fine-tuning takes {a['seconds'] / n['seconds']:.2f}x the frozen step time "
+                         f"and {a['step_peak_gib'] / max(n['step_peak_gib'], 1e-9):.2f}x its step peak memory.")
+    inf = [r for r in res["inference"] if r.get("fits")]
+    if len(inf) == 2:
+        lines.append(f"\nA-847 inference: chunks of 64 need {inf[1]['step_peak_gib'] / inf[0]['step_peak_gib']:.2f}x "
+                     "the unchunked step peak memory.")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------- pretrain memory
 # Runs in a fresh interpreter per layout, so one layout's memory cannot leak into the other's figure.
 _MEMORY_PROBE = r'''
@@ -895,7 +956,7 @@ def pretrain_dist_markdown(res: dict) -> str:
 BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
               "pretrain": (bench_pretrain, pretrain_markdown), "boxclass": (bench_boxclass, boxclass_markdown),
               "text_cache": (bench_text_cache, text_cache_markdown), "ovd": (bench_ovd, ovd_markdown),
-              "ovseg": (bench_ovseg, ovseg_markdown),
+              "ovseg": (bench_ovseg, ovseg_markdown), "cat_seg": (bench_cat_seg, cat_seg_markdown),
               "pretrain_memory": (bench_pretrain_memory, pretrain_memory_markdown),
               "pretrain_dist": (bench_pretrain_dist, pretrain_dist_markdown)}
 
@@ -922,6 +983,10 @@ def main(argv=None) -> int:
     parser.add_argument("--ovseg-preset", default="base", help="ovseg: model preset")
     parser.add_argument("--ovseg-sizes", default="320,640", help="ovseg: image sides in pixels")
     parser.add_argument("--ovseg-classes", default="20,59,150,847", help="ovseg: vocabulary sizes")
+    parser.add_argument("--cat-seg-presets", default="tiny,base", help="cat_seg: model presets (comma-separated)")
+    parser.add_argument("--cat-seg-inference-preset", default="base", help="cat_seg: preset of the A-847 inference rows")
+    parser.add_argument("--cat-seg-crop", type=int, default=384, help="cat_seg: crop side (CAT-Seg's 384)")
+    parser.add_argument("--cat-seg-steps", type=int, default=3, help="cat_seg: training steps timed (first excluded)")
     parser.add_argument("--dist-presets", default="tiny,base",
                         help="pretrain_dist: model presets (comma-separated; 'base' uses a small tokenizer)")
     parser.add_argument("--dist-batch", type=int, default=2, help="pretrain_dist: samples per rank")

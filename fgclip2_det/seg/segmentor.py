@@ -5,6 +5,9 @@ Two ways to turn the text-aligned dense map into per-pixel classes, same model a
 * training-free (``decoder=None``): softmax(T * cos(dense feature, class text embedding)) at every
   patch (``fgclip2_det.openvocab.scoring.dense_logits``), upsampled bilinearly to the image; optionally pixels whose best probability is below
   ``background_threshold`` go to ``background_index`` (for vocabularies with a background class);
+  ``dense_mode`` picks the dense features: the official dense head (``'head'``, the default) or a
+  ClearCLIP / SCLIP / NACLIP-style surgery of the dense head or last block
+  (``fgclip2_det.openvocab.dense_surgery``, every variant defined there);
 * a :class:`~.cost_aggregation.CostAggregationDecoder` trained on the seen classes, which decodes the
   cost volume and so applies to any vocabulary at test time.
 
@@ -28,7 +31,9 @@ from mmengine.structures import PixelData
 from mmdet.registry import MODELS
 
 from ..openvocab import BOX_TEMPERATURE, OpenVocabularyMixin, Vocabulary, dense_logits
+from ..openvocab.dense_surgery import backbone_dense, resolve_dense_mode
 from .cost_aggregation import CostAggregationDecoder
+from .label_maps import checked_label_map
 
 
 @MODELS.register_module()
@@ -42,6 +47,8 @@ class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
             backbone's; ``kind`` 'box' by default (the dense head is trained against box texts).
         temperature: T of the training-free softmax (FG-CLIP 2's box protocol: 100).
         background_threshold / background_index: training-free background rule (see module doc).
+        dense_mode: training-free only: a name of ``dense_surgery.DENSE_MODES``; 'head' (default) is
+            the official dense head, unchanged.
         test_cfg: ``dict(mode='whole')`` or ``dict(mode='slide', crop_size=(h, w), stride=(h, w))``.
         ignore_index: label of pixels without a class.
     """
@@ -50,7 +57,7 @@ class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
                  classes: Vocabulary | None = None, temperature: float = BOX_TEMPERATURE,
                  background_threshold: float | None = None, background_index: int = 0,
                  test_cfg: dict | None = None, ignore_index: int = 255, data_preprocessor: dict | None = None,
-                 init_cfg: dict | None = None):
+                 init_cfg: dict | None = None, dense_mode: str = "head"):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -64,6 +71,12 @@ class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
                                  f"backbone.out_indices to two blocks, got {self.backbone.out_indices}")
             dim = self.backbone.embed_dim
             self.decoder = CostAggregationDecoder(**{"embed_dim": dim, "guidance_dim": dim, **decoder})
+        surgery = resolve_dense_mode(dense_mode)
+        if self.decoder is not None and not surgery.is_official:
+            raise ValueError(f"dense_mode={dense_mode!r} is for training-free segmentation (decoder=None); "
+                             "a decoder reads the official dense head it was trained on")
+        self.dense_mode = dense_mode
+        self.dense_surgery = None if surgery.is_official else surgery
         self.configure_text(text_classifier, self.backbone.checkpoint, kind="box")
         self.temperature = float(temperature)
         self.background_threshold = background_threshold
@@ -86,6 +99,10 @@ class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
     # ------------------------------------------------------------------------------- logits
     def logits(self, inputs: torch.Tensor, img_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
         """(B, K, H, W) class logits at the input's (padded) resolution."""
+        if self.dense_surgery is not None:  # training-free only (checked in __init__)
+            dense = backbone_dense(self.backbone, inputs, img_shapes, self.dense_surgery)
+            out = dense_logits(dense, self.class_embeds, self.temperature)
+            return F.interpolate(out, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
         feats = self.backbone(inputs, img_shapes=img_shapes)
         if self.decoder is None:
             out = dense_logits(feats.dense, self.class_embeds, self.temperature)
@@ -132,7 +149,9 @@ class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
     def loss(self, inputs: torch.Tensor, data_samples) -> dict[str, torch.Tensor]:
         """Pixel cross-entropy over the base classes; ignore-labelled, novel-class and padding pixels
         excluded."""
-        labels = torch.stack([self._gt(s, inputs.shape[-2:]) for s in data_samples]).to(inputs.device)
+        k = len(self.class_embeds)
+        labels = torch.stack([checked_label_map(s, inputs.shape[-2:], k, self.ignore_index)
+                              for s in data_samples]).to(inputs.device)
         novel = self.novel_mask.to(inputs.device)
         # Novel classes are out of the softmax, and their pixels (should a map label them) out of
         # the loss: the decoder never learns from a novel class.
@@ -143,20 +162,6 @@ class FGCLIP2Segmentor(OpenVocabularyMixin, BaseModel):
         if not (labels != self.ignore_index).any():  # nothing labelled: a zero that keeps the graph
             return {"loss_seg": logits.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0}
         return {"loss_seg": F.cross_entropy(logits, labels, ignore_index=self.ignore_index)}
-
-    def _gt(self, sample, padded_shape) -> torch.Tensor:
-        """The (H, W) long label map of a training sample, checked (module doc of the errors)."""
-        where = sample.metainfo.get("img_path", "<image>")
-        gt = sample.gt_sem_seg.sem_seg.squeeze(0).long()
-        if tuple(gt.shape) != tuple(padded_shape):
-            raise ValueError(f"{where}: label map of shape {tuple(gt.shape)} does not match the image batch "
-                             f"{tuple(padded_shape)}; are the image and its label map the same size?")
-        k = len(self.class_embeds)
-        bad = torch.unique(gt[(gt != self.ignore_index) & ((gt < 0) | (gt >= k))])
-        if len(bad):
-            raise ValueError(f"{where}: label values {bad.tolist()[:10]} are outside the {k} classes "
-                             f"(0..{k - 1}) and not the ignore index {self.ignore_index}")
-        return gt
 
     def predict(self, inputs: torch.Tensor, data_samples, rescale: bool = True):
         for image, sample in zip(inputs, data_samples):

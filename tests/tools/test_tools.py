@@ -293,3 +293,21 @@ def test_make_synthetic_world_tool(tmp_path):
     # 2 val images hold too few objects for 10 "other object" negatives: topped up, never stuck
     trivial = (tmp_path / "w" / "fgovd" / "trivial.jsonl").read_text().splitlines()
     assert trivial and all(len(json.loads(line)["neg_expression"]) == 10 for line in trivial)
+
+
+@pytest.mark.slow  # four fresh interpreters (~1-2 min)
+def test_cat_seg_benchmark_reports_rates_and_memory(tmp_path):
+    """Smoke run of `tools/benchmark.py cat_seg` on the tiny preset: both fine-tuning modes train, the
+    q/v mode trains more parameters, and chunked A-847 inference needs less memory than unchunked."""
+    bench = load_tool("benchmark")
+    assert bench.main(["cat_seg", "--out", str(tmp_path), "--cat-seg-presets", "tiny", "--cat-seg-steps", "2",
+                       "--cat-seg-inference-preset", "tiny", "--cat-seg-crop", "64"]) == 0  # a 4 x 4 grid: one window
+    res = json.loads((tmp_path / "results.json").read_text())["benchmarks"]["cat_seg"]
+    train = {r["finetune"]: r for r in res["train"]}
+    assert set(train) == {"none", "attention"} and all(r["fits"] and r["steps"] == 2 for r in train.values())
+    assert train["attention"]["trainable_params_m"] > train["none"]["trainable_params_m"] > 0
+    unchunked, chunked = res["inference"]
+    assert unchunked["class_chunk"] is None and chunked["class_chunk"] == 64
+    assert 0 < chunked["step_peak_gib"] < unchunked["step_peak_gib"]
+    md = (tmp_path / "results.md").read_text()
+    assert "### CAT-Seg on CPU" in md and "| tiny | train | 171 | attention |" in md

@@ -33,23 +33,15 @@ import re
 import torch
 from torch import nn
 
-from ...model.layers import PackedInProjAttention, varlen_attention
+from ...model.layers import PackedInProjAttention, SelfAttention, varlen_attention
 
 FINETUNE_MODES = ("none", "attention", "full")
 _QV = re.compile(r"\.(self_attn|attention)\.(q_proj|v_proj)\.(weight|bias)$")
 
 
-class SplitInProjAttention(nn.Module):
+class SplitInProjAttention(SelfAttention):
     """:class:`PackedInProjAttention` with W_q, W_k, W_v as separate ``q_proj`` / ``k_proj`` /
-    ``v_proj`` layers (same forward, same numbers)."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
+    ``v_proj`` layers (same forward, same numbers), so q/v fine-tuning can pick them by name."""
 
     @classmethod
     def from_packed(cls, packed: PackedInProjAttention) -> "SplitInProjAttention":

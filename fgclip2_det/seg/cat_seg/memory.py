@@ -9,7 +9,9 @@ Each case runs in a new Python process, so one case's allocations (and the alloc
 cannot leak into another's figure. The child resets the kernel's peak-RSS counter (``VmHWM``, via
 ``/proc/self/clear_refs``) after building the model, so ``step_peak_gib`` is the peak of the step
 alone over what the built model holds (``baseline_gib``); ``peak_rss_gib`` is the process' total
-peak during the step. On CUDA, ``cuda_peak_gib`` is ``torch.cuda.max_memory_allocated``.
+peak during the step. On CUDA, ``cuda_peak_gib`` is ``torch.cuda.max_memory_allocated``. With
+``steps`` > 1 the case repeats the step; ``seconds`` is then the mean of every step after the first
+(which pays one-off costs), so ``1 / seconds`` is the iteration rate.
 
 The child runs with glibc's ``MALLOC_MMAP_THRESHOLD_=65536`` / ``MALLOC_TRIM_THRESHOLD_=0``
 (``malloc_mmap=True``): every tensor buffer is then its own mapping, returned to the system when
@@ -56,7 +58,7 @@ def random_checkpoint(preset: str, out_dir: str | Path, seed: int = 0) -> Path:
 def cat_seg_memory(checkpoint: str | Path, num_classes: int = 847, crop: int = 384, class_chunk: int | None = None,
                    train: bool = False, finetune: str = "attention", with_cp: bool = False, device: str = "cpu",
                    threads: int | None = None, memory_limit_gib: float | None = None, timeout: float | None = None,
-                   aggregator: dict | None = None, malloc_mmap: bool = True) -> dict:
+                   aggregator: dict | None = None, malloc_mmap: bool = True, steps: int = 1) -> dict:
     """Measures one case in a fresh interpreter (module doc); returns its figures as a dict."""
     import os
 
@@ -65,7 +67,7 @@ def cat_seg_memory(checkpoint: str | Path, num_classes: int = 847, crop: int = 3
 
     args = dict(checkpoint=str(checkpoint), num_classes=num_classes, crop=crop, class_chunk=class_chunk, train=train,
                 finetune=finetune, with_cp=with_cp, device=device, threads=threads, aggregator=aggregator or {},
-                memory_limit_gib=memory_limit_gib)
+                memory_limit_gib=memory_limit_gib, steps=steps)
     root = Path(__file__).resolve().parents[3]
     env = dict(os.environ)
     if malloc_mmap:
@@ -89,7 +91,7 @@ def _rss_bytes(field: str) -> int:
 
 
 def _measure(checkpoint: str, num_classes: int, crop: int, class_chunk, train: bool, finetune: str, with_cp: bool,
-             device: str, threads, aggregator: dict, memory_limit_gib=None) -> dict:
+             device: str, threads, aggregator: dict, memory_limit_gib=None, steps: int = 1) -> dict:
     import time
 
     import torch
@@ -128,23 +130,29 @@ def _measure(checkpoint: str, num_classes: int, crop: int, class_chunk, train: b
     baseline = _rss_bytes("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:  # VmHWM := current RSS
         f.write("5")
-    t0 = time.perf_counter()
     error = None
+    times = []
     try:
-        if train:
-            model.train()
-            loss = model.loss(image, [sample])["loss_seg"]
-            loss.backward()
-            optim.step()
-        else:
-            model.eval()
-            with torch.no_grad():
-                model.logits(image, [(crop, crop)]).sigmoid_()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        for _ in range(max(1, int(steps))):
+            t0 = time.perf_counter()
+            if train:
+                model.train()
+                optim.zero_grad(set_to_none=True)
+                loss = model.loss(image, [sample])["loss_seg"]
+                loss.backward()
+                optim.step()
+            else:
+                model.eval()
+                with torch.no_grad():
+                    model.logits(image, [(crop, crop)]).sigmoid_()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
     except (RuntimeError, MemoryError) as e:  # the address-space cap: reported, not raised
         error = f"{type(e).__name__}: {str(e)[:300]}"
-    seconds = time.perf_counter() - t0
+    # the first step pays one-off costs (allocator growth, lazy inits): the rate is over the others
+    timed = times[1:] or times
+    seconds = sum(timed) / len(timed) if timed else float("nan")
     peak = _rss_bytes("VmHWM")
     gib = 2 ** 30
     import os
@@ -152,7 +160,7 @@ def _measure(checkpoint: str, num_classes: int, crop: int, class_chunk, train: b
     out = dict(num_classes=num_classes, crop=crop, class_chunk=class_chunk, train=train, finetune=finetune,
                malloc_mmap=os.environ.get("MALLOC_MMAP_THRESHOLD_") is not None,
                with_cp=with_cp, device=device, threads=torch.get_num_threads(), fits=error is None, error=error,
-               seconds=seconds, baseline_gib=baseline / gib, peak_rss_gib=peak / gib,
+               seconds=seconds, steps=len(times), baseline_gib=baseline / gib, peak_rss_gib=peak / gib,
                step_peak_gib=(peak - baseline) / gib,
                trainable_params_m=sum(p.numel() for p in params) / 1e6, memory_limit_gib=memory_limit_gib)
     if device.startswith("cuda"):

@@ -61,6 +61,7 @@ from ...openvocab import OpenVocabularyMixin, TextClassifier, Vocabulary, load_t
 from ...openvocab.vocabulary import novel_class_mask
 from .aggregator import CATSegAggregator, _as_pair
 from .finetune import FINETUNE_MODES, apply_trainable, split_dense_head, trainable_names
+from ..label_maps import checked_label_map
 
 #: CAT-Seg's prompt for its B/16 and L/14 models (``PROMPT_ENSEMBLE_TYPE: "single"``).
 CATSEG_TEMPLATES = ("A photo of a {} in the scene",)
@@ -366,7 +367,9 @@ class FGCLIP2CATSeg(OpenVocabularyMixin, BaseModel):
     def loss(self, inputs: torch.Tensor, data_samples) -> dict[str, torch.Tensor]:
         """Per-class BCE over the seen classes (module doc for which pixels count)."""
         shapes = [(int(s.img_shape[0]), int(s.img_shape[1])) for s in data_samples]
-        labels = torch.stack([self._gt(s, inputs.shape[-2:]) for s in data_samples]).to(inputs.device)
+        k = len(self.class_embeds)
+        labels = torch.stack([checked_label_map(s, inputs.shape[-2:], k, self.ignore_index)
+                              for s in data_samples]).to(inputs.device)
         novel = self.novel_mask.to(inputs.device)
         seen = torch.nonzero(~novel).flatten()
         if len(seen) == 0:
@@ -391,20 +394,6 @@ class FGCLIP2CATSeg(OpenVocabularyMixin, BaseModel):
         weight = counted[:, None].expand_as(onehot).float()
         bce = F.binary_cross_entropy_with_logits(logits.float(), onehot.float(), weight=weight, reduction="sum")
         return bce / (counted.sum() * logits.shape[1])
-
-    def _gt(self, sample, padded_shape) -> torch.Tensor:
-        """The (H, W) long label map of a training sample, checked."""
-        where = sample.metainfo.get("img_path", "<image>")
-        gt = sample.gt_sem_seg.sem_seg.squeeze(0).long()
-        if tuple(gt.shape) != tuple(padded_shape):
-            raise ValueError(f"{where}: label map of shape {tuple(gt.shape)} does not match the image batch "
-                             f"{tuple(padded_shape)}; are the image and its label map the same size?")
-        k = len(self.class_embeds)
-        bad = torch.unique(gt[(gt != self.ignore_index) & ((gt < 0) | (gt >= k))])
-        if len(bad):
-            raise ValueError(f"{where}: label values {bad.tolist()[:10]} are outside the {k} classes "
-                             f"(0..{k - 1}) and not the ignore index {self.ignore_index}")
-        return gt
 
     def predict(self, inputs: torch.Tensor, data_samples, rescale: bool = True):
         for image, sample in zip(inputs, data_samples):
