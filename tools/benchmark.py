@@ -553,8 +553,8 @@ def bench_ovseg(args) -> dict:
     from fgclip2_det.model.tiny import make_tiny_checkpoint
 
     root = Path(__file__).resolve().parents[1]
-    config = ("configs/ovseg/cat-seg_fgclip2-tiny_synthetic.py" if args.ovseg_preset == "tiny"
-              else "configs/ovseg/cat-seg_fgclip2-base_coco-stuff-171.py")
+    config = ("configs/ovseg/cost-decoder_fgclip2-tiny_synthetic.py" if args.ovseg_preset == "tiny"
+              else "configs/ovseg/cost-decoder_fgclip2-base_coco-stuff-171.py")
     cfg = Config.fromfile(str(root / config))
     res = {"preset": args.ovseg_preset, "cases": []}
     with tempfile.TemporaryDirectory() as tmp:

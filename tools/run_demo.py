@@ -154,7 +154,7 @@ def detector_config(out: Path, backbone: Path, scale: Scale) -> str:
 def segmentor_config(out: Path, backbone: Path, scale: Scale) -> str:
     world, iters = f"{out / 'world'}/", scale.seg_iters
     return write_config(
-        out / "configs" / "ovseg.py", CONFIGS / "ovseg" / "cat-seg_fgclip2-tiny_synthetic.py",
+        out / "configs" / "ovseg.py", CONFIGS / "ovseg" / "cost-decoder_fgclip2-tiny_synthetic.py",
         model=dict(backbone=dict(checkpoint=str(backbone))),
         train_dataloader=dict(batch_size=scale.seg_batch, dataset=dict(data_root=world)),
         test_dataloader=dict(dataset=dict(data_root=world)),

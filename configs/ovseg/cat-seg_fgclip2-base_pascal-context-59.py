@@ -1,4 +1,4 @@
-# Zero-shot evaluation on Pascal Context val, 59 classes (labels 0..58, 255 = the rest), with the decoder trained on COCO-Stuff 171.
+# Zero-shot evaluation on Pascal Context val, 59 classes (labels 0..58, 255 = the rest), with CAT-Seg (FGCLIP2CATSeg) trained on COCO-Stuff 171.
 #   python tools/test.py configs/ovseg/cat-seg_fgclip2-base_pascal-context-59.py CHECKPOINT.pth
 _base_ = ['./cat-seg_fgclip2-base_coco-stuff-171.py']
 

@@ -1,4 +1,4 @@
-# Zero-shot evaluation on Pascal VOC 2012 val without background (labels 0..19, background = 255), with the decoder trained on COCO-Stuff 171.
+# Zero-shot evaluation on Pascal VOC 2012 val without background (labels 0..19, background = 255), with CAT-Seg (FGCLIP2CATSeg) trained on COCO-Stuff 171.
 #   python tools/test.py configs/ovseg/cat-seg_fgclip2-base_voc-20.py CHECKPOINT.pth
 _base_ = ['./cat-seg_fgclip2-base_coco-stuff-171.py']
 

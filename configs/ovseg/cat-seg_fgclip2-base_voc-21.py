@@ -1,4 +1,4 @@
-# Zero-shot evaluation on Pascal VOC 2012 val with background (label 0 = background), with the decoder trained on COCO-Stuff 171.
+# Zero-shot evaluation on Pascal VOC 2012 val with background (label 0 = background), with CAT-Seg (FGCLIP2CATSeg) trained on COCO-Stuff 171.
 #   python tools/test.py configs/ovseg/cat-seg_fgclip2-base_voc-21.py CHECKPOINT.pth
 _base_ = ['./cat-seg_fgclip2-base_coco-stuff-171.py']
 

@@ -154,7 +154,7 @@ def test_engine_runs_a_trained_detector_and_segmentor_on_a_typed_vocabulary(tiny
 
     cache = tmp_path / "cache"
     detector = _saved_model(ROOT / "configs/ovd/fvit_fgclip2-tiny_ov-synthetic.py", tiny_dir, cache, tmp_path / "det")
-    segmentor = _saved_model(ROOT / "configs/ovseg/cat-seg_fgclip2-tiny_synthetic.py", tiny_dir, cache,
+    segmentor = _saved_model(ROOT / "configs/ovseg/cost-decoder_fgclip2-tiny_synthetic.py", tiny_dir, cache,
                              tmp_path / "seg")
     engine = DemoEngine(tiny_dir, detector=detector, segmentor=segmentor, cache_dir=str(cache))
     rng = np.random.default_rng(0)

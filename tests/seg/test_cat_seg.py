@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from fgclip2_det.seg.cat_seg import (CATSegAggregator, ClassAggregationLayer, Gu
                                      default_guidance_layers, split_dense_head)
 from fgclip2_det.seg.cat_seg.swin import effective_window, window_merge, window_partition
 
-CONFIG = ROOT / "configs" / "ovseg" / "cat-seg-ft_fgclip2-tiny_synthetic.py"
+CONFIG = ROOT / "configs" / "ovseg" / "cat-seg_fgclip2-tiny_synthetic.py"
 META = Config.fromfile(str(CONFIG)).train_dataloader.dataset.metainfo
 TINY_AGGREGATOR = dict(hidden_dim=32, text_guidance_dim=16, appearance_guidance_dim=16, decoder_dims=(32, 16),
                        decoder_guidance_dims=(32, 16), decoder_guidance_proj_dims=(16, 8), window_size=4)
@@ -127,6 +128,54 @@ def test_class_aggregation_is_linear_attention_over_classes():
     assert torch.allclose(out[0, :, 1, 2], t + y + layer.mlp(layer.norm2(y)), atol=1e-5)
 
 
+def test_class_aggregation_pads_with_a_learned_token_as_cat_seg():
+    """CAT-Seg's ``ClassTransformerLayer`` with pad_len: the pooled class tokens get pad_len - K copies of
+    the padding token (guidance: of the padding guidance) appended, linear attention runs over all
+    pad_len tokens (values / v_length ... * v_length), the MLP follows, and the pads are dropped."""
+    torch.manual_seed(0)
+    k_real, pad_len = 3, 8
+    layer = ClassAggregationLayer(dim=8, guidance_dim=3, num_heads=2, pad_len=pad_len)
+    with torch.no_grad():
+        layer.padding_token.normal_()
+        layer.padding_guidance.normal_()
+    x, g = torch.randn(1, k_real, 2, 3, 8), torch.randn(k_real, 3)
+    out = layer(x, g, (1, 1), [slice(0, 2), slice(2, 3)])
+    phi = lambda z: F.elu(z) + 1  # noqa: E731
+    for i, j in ((0, 0), (1, 2)):
+        t = torch.cat([x[0, :, i, j], layer.padding_token.expand(pad_len - k_real, 8)])      # (T, C)
+        gt = torch.cat([g, layer.padding_guidance.expand(pad_len - k_real, 3)])
+        n = layer.norm1(t)
+        q = phi(layer.q(torch.cat([n, gt], -1))).reshape(pad_len, 2, 4)
+        k = phi(layer.k(torch.cat([n, gt], -1))).reshape(pad_len, 2, 4)
+        v = layer.v(n).reshape(pad_len, 2, 4) / pad_len
+        kv = torch.einsum("khd,khe->hde", k, v)
+        z = 1 / (torch.einsum("khd,hd->kh", q, k.sum(0)) + layer.eps)
+        a = torch.einsum("khd,hde,kh->khe", q, kv, z) * pad_len
+        y = t + a.reshape(pad_len, 8)
+        y = y + layer.mlp(layer.norm2(y))
+        assert torch.allclose(out[0, :, i, j], x[0, :, i, j] + y[:k_real], atol=1e-5)
+    unpadded = ClassAggregationLayer(dim=8, guidance_dim=3, num_heads=2)
+    unpadded.load_state_dict({n: w for n, w in layer.state_dict().items() if not n.startswith("padding")})
+    assert not torch.allclose(unpadded(x, g, (1, 1), [slice(0, 3)]), out, atol=1e-3)  # the pads matter
+
+
+def test_more_classes_than_pad_len_keep_each_images_top_classes(one_thread):
+    """Above pad_len classes, each image runs the pad_len classes whose cost peaks highest (max over
+    prompts and positions); their logits equal a run on those classes alone, the others are -100."""
+    agg = _aggregator(pad_len=4).eval()
+    dense, text, guidance = _aggregator_inputs(k=7)
+    with torch.no_grad():
+        out = agg(dense, text, guidance)
+        for b in range(2):
+            cost = torch.einsum("dhw,kpd->kphw", F.normalize(dense[b], dim=0), F.normalize(text, dim=-1))
+            keep = cost.flatten(1).amax(1).topk(4).indices.sort().values
+            alone = agg(dense[b:b + 1], text[keep], [g[b:b + 1] for g in guidance])
+            assert torch.allclose(out[b, keep], alone[0], atol=1e-5)
+            dropped = torch.ones(7, dtype=torch.bool)
+            dropped[keep] = False
+            assert torch.all(out[b, dropped] == -100.0)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny tensors: one thread (two threads on a loaded machine stall for seconds per new shape)."""
@@ -150,7 +199,10 @@ def _aggregator_inputs(k=7, p=1):
 
 @pytest.mark.parametrize("pooling", [(2, 2), (1, 1)])
 def test_chunked_and_unchunked_class_aggregation_agree(pooling, one_thread):
-    agg = _aggregator()
+    # without CAT-Seg's padding: 249 identical pad tokens out of 256 make the float32 gradients of the
+    # 7 real classes ill-conditioned (~1e-3 apart between summation orders); the padded forward is
+    # checked against an explicit computation above, and padded outputs are compared below
+    agg = _aggregator(pad_len=0)
     dense, text, guidance = _aggregator_inputs(k=7)
     dense.requires_grad_(True)
     results = []
@@ -166,6 +218,11 @@ def test_chunked_and_unchunked_class_aggregation_agree(pooling, one_thread):
     for other in results[1:]:
         for a, b in zip(results[0], other):  # same numbers up to float32 summation order
             assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+    padded = _aggregator()
+    with torch.no_grad():
+        whole = padded(dense, text, guidance, pooling_size=pooling)
+        padded.class_chunk = 3
+        assert (padded(dense, text, guidance, pooling_size=pooling) - whole).abs().max() <= 1e-5 * whole.abs().max()
 
 
 def test_aggregator_is_class_permutation_equivariant_and_takes_any_vocabulary(one_thread):
@@ -203,19 +260,18 @@ def _tower_trainable(model):
 
 
 def _qv(prefix, layers):
-    return [f"{prefix}.{i}.self_attn.{p}_proj.{t}" for i in range(layers) for p in "qv" for t in ("weight", "bias")]
+    return [f"{prefix}.{i}.self_attn.{p}_proj.weight" for i in range(layers) for p in "qv"]
 
 
 QV_VISION = (_qv("backbone.fgclip2.vision_model.encoder.layers", 2)
-             + [f"backbone.fgclip2.dense_feature_head.attention.{p}_proj.{t}"
-                for p in "qv" for t in ("weight", "bias")])
+             + [f"backbone.fgclip2.dense_feature_head.attention.{p}_proj.weight" for p in "qv"])
 QV_TEXT = _qv("text_tower.text_model.encoder.layers", 2)
 POSITIONS = ["backbone.fgclip2.vision_model.embeddings.position_embedding.weight",
              "text_tower.text_model.embeddings.position_embedding.weight"]
 
 
 def test_qv_finetuning_trains_exactly_q_v_and_position_tables_and_gives_them_gradients(tiny_dir):
-    model = build(tiny_dir)
+    model = build(tiny_dir, **{"model.finetune_position_embeddings": True})
     assert model.finetune == "attention"
     assert _tower_trainable(model) == sorted(QV_VISION + QV_TEXT + POSITIONS)
     model.train()
@@ -230,11 +286,11 @@ def test_qv_finetuning_trains_exactly_q_v_and_position_tables_and_gives_them_gra
             assert p.grad is None, name
     assert all("k_proj" not in n and "out_proj" not in n for n in _tower_trainable(model))
 
-    frozen = build(tiny_dir, **{"model.finetune_position_embeddings": False})
-    assert _tower_trainable(frozen) == sorted(QV_VISION + QV_TEXT)
+    default = build(tiny_dir)  # CAT-Seg's code: q/v weights only, biases and position tables frozen
+    assert _tower_trainable(default) == sorted(QV_VISION + QV_TEXT)
     none = build(tiny_dir, **{"model.finetune": "none"})
     assert _tower_trainable(none) == [] and none.text_tower is None
-    full = build(tiny_dir, **{"model.finetune": "full"})
+    full = build(tiny_dir, **{"model.finetune": "full", "model.finetune_position_embeddings": True})
     blocks = [n for n, _ in full.named_parameters()
               if ".encoder.layers." in n or (n.startswith("backbone.fgclip2.dense_feature_head.") and "probe" not in n)]
     assert _tower_trainable(full) == sorted(blocks + POSITIONS)
@@ -397,7 +453,7 @@ def test_predict_fills_seg_logits_and_labels_at_the_original_size(tiny_dir):
 # ------------------------------------------------------------------------------ configs & runner
 @pytest.mark.parametrize("preset,taps", [("base", [3, 7]), ("large", [7, 15]), ("so400m", [8, 17])])
 def test_recipe_configs_carry_cat_segs_values(preset, taps):
-    cfg = Config.fromfile(str(ROOT / "configs" / "ovseg" / f"cat-seg-ft_fgclip2-{preset}_coco-stuff-171.py"))
+    cfg = Config.fromfile(str(ROOT / "configs" / "ovseg" / f"cat-seg_fgclip2-{preset}_coco-stuff-171.py"))
     m = cfg.model
     assert m.type == "FGCLIP2CATSeg" and m.finetune == "attention" and list(m.backbone.out_indices) == taps
     assert tuple(default_guidance_layers(FGCLIP2Config.preset(preset).vision.num_hidden_layers)) == tuple(taps)
@@ -462,3 +518,20 @@ def test_memory_probe_measures_a_crop_in_a_fresh_process(tiny_dir):
         assert r["fits"], r.get("error")
         assert r["peak_rss_gib"] >= r["baseline_gib"] > 0 and r["step_peak_gib"] >= 0
     assert train["trainable_params_m"] > 0
+
+
+def test_inference_api_runs_cat_seg_over_a_typed_vocabulary(tiny_dir):
+    """What the web demo and ``inference_model`` users do: the CAT-Seg config, a vocabulary typed at
+    run time, an RGB array in; labels index that vocabulary at the image's own size, and equal the
+    argmax of the model's own probabilities for the same vocabulary."""
+    from fgclip2_det.apis import inference_model, init_model
+
+    model = init_model(str(CONFIG), cfg_options={"model.backbone.checkpoint": str(tiny_dir),
+                                                 "model.text_classifier.cache_dir": str(shared_text_cache(tiny_dir)),
+                                                 "model.text_classifier.progress": False})
+    image = (np.random.default_rng(0).random((96, 120, 3)) * 255).astype(np.uint8)
+    out = inference_model(model, image, ["circle", "square", ["star", "星"]])
+    assert model.classes == ["circle", "square", ["star", "星"]]
+    labels = out.pred_sem_seg.sem_seg[0]
+    assert labels.shape == (96, 120) and int(labels.max()) < 3
+    assert torch.equal(labels, out.seg_logits.data.argmax(0))

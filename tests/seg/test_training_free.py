@@ -10,7 +10,7 @@ from det_helpers import mmdet_scope  # noqa: F401 (autouse fixture)
 from fgclip2_det.openvocab import dense_cosine
 from fgclip2_det.openvocab.dense_surgery import surgery_dense_maps
 
-from test_segmentor import CAT_SEG, TRAINING_FREE, build, sample, world  # noqa: F401 (world: fixture)
+from test_segmentor import COST_DECODER, TRAINING_FREE, build, sample, world  # noqa: F401 (world: fixture)
 
 TRAINING_FREE_CLASSES = ('background', 'circle', 'square', 'triangle', 'star', 'heart', 'hexagon', 'diamond',
                          'cross', 'crescent', 'ring', 'arrow', 'pentagon', 'ellipse', 'trapezoid')
@@ -55,8 +55,8 @@ def test_bad_dense_modes_are_clear_errors(tiny_dir, world):  # noqa: F811
     with pytest.raises(ValueError, match=r"unknown dense_mode 'clear_clip'; choose one of"):
         build(tiny_dir, world, TRAINING_FREE, **{"model.dense_mode": "clear_clip"})
     with pytest.raises(ValueError, match="is for training-free segmentation"):
-        build(tiny_dir, world, CAT_SEG, **{"model.dense_mode": "sclip"})
-    assert build(tiny_dir, world, CAT_SEG, **{"model.dense_mode": "head"}).dense_surgery is None
+        build(tiny_dir, world, COST_DECODER, **{"model.dense_mode": "sclip"})
+    assert build(tiny_dir, world, COST_DECODER, **{"model.dense_mode": "head"}).dense_surgery is None
 
 
 def test_the_10k_configs(world):  # noqa: F811

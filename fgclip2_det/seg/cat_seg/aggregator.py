@@ -17,6 +17,12 @@ Nothing has a class-specific weight and no operation depends on the class order 
 has no positional encoding), so the module takes any vocabulary and is class-permutation
 equivariant.
 
+Class count (CAT-Seg's ``pad_len``, 256): the class attention always sees ``pad_len`` tokens per
+location. With fewer classes it is padded with copies of a learned token (and a learned text
+guidance) in every class-attention layer; with more, each image keeps the ``pad_len`` classes whose
+cost volume peaks highest and the others get logit -100 (so A-847 and PC-459 run 256 classes per
+view). The padding changes every class's output (linear attention sums over all tokens).
+
 Memory: everything but the class attention is per class, so ``class_chunk`` classes go through at a
 time. The class attention is linear attention (``elu + 1`` feature map, "Transformers are RNNs",
 Katharopoulos et al., 2020): its key/value summary is a sum over classes, so it is accumulated over
@@ -35,6 +41,9 @@ from torch.utils.checkpoint import checkpoint
 
 from .swin import GuidedSwinPair
 
+#: Logit of a class left out by the ``pad_len`` cut (CAT-Seg's ``Aggregator.forward``: -100).
+TOP_CLASSES_FILL = -100.0
+
 
 def _as_pair(value) -> tuple[int, int]:
     if isinstance(value, int):
@@ -51,11 +60,17 @@ class ClassAggregationLayer(nn.Module):
     on the pooled input ``p``, and the layer returns ``x + upsample(y)`` (the whole block output,
     itself residual, is added to the input). See the module doc for the chunking."""
 
-    def __init__(self, dim: int, guidance_dim: int, num_heads: int, mlp_ratio: int = 4, eps: float = 1e-6):
+    def __init__(self, dim: int, guidance_dim: int, num_heads: int, mlp_ratio: int = 4, eps: float = 1e-6,
+                 pad_len: int = 0):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"hidden dim {dim} is not divisible by {num_heads} heads")
         self.dim, self.guidance_dim, self.num_heads, self.eps = dim, guidance_dim, num_heads, eps
+        # CAT-Seg's ``pad_len``: fewer than pad_len classes are padded with copies of one learned token
+        # (and one learned text guidance), which join the keys and values of every location
+        self.pad_len = int(pad_len)
+        self.padding_token = nn.Parameter(torch.zeros(dim)) if self.pad_len > 0 else None
+        self.padding_guidance = nn.Parameter(torch.zeros(guidance_dim)) if self.pad_len > 0 and guidance_dim else None
         self.norm1 = nn.LayerNorm(dim)
         self.q = nn.Linear(dim + guidance_dim, dim)
         self.k = nn.Linear(dim + guidance_dim, dim)
@@ -114,13 +129,19 @@ class ClassAggregationLayer(nn.Module):
     def forward(self, x: torch.Tensor, text_guidance: torch.Tensor | None, pooling: tuple[int, int],
                 chunks: Sequence[slice], with_cp: bool = False) -> torch.Tensor:
         """x (B, K, H, W, C); text_guidance (K, G) or None -> (B, K, H, W, C)."""
-        total = x.shape[1]
+        num_pad = max(self.pad_len - x.shape[1], 0)
+        total = x.shape[1] + num_pad
         g = [None if text_guidance is None else text_guidance[c] for c in chunks]
         tokens, kv, ksum = [], 0, 0
         for c, gc in zip(chunks, g):
             tokens.append(self._pool(x[:, c], pooling))
             kv_c, ksum_c = self.key_value(tokens[-1], gc, total)
             kv, ksum = kv + kv_c, ksum + ksum_c
+        if num_pad:  # num_pad identical padding tokens at every location: one token's share, times num_pad
+            pad = self.padding_token.to(tokens[0].dtype).expand(*tokens[0].shape[:3], 1, self.dim)
+            pad_g = None if self.padding_guidance is None else self.padding_guidance[None]
+            kv_p, ksum_p = self.key_value(pad, pad_g, total)
+            kv, ksum = kv + num_pad * kv_p, ksum + num_pad * ksum_p
         outs = []
         for c, t, gc in zip(chunks, tokens, g):
             args = (x[:, c], t, gc, kv, ksum, total)
@@ -173,6 +194,10 @@ class CATSegAggregator(nn.Module):
         window_size: Swin window [WINDOW_SIZES 12].
         class_chunk: classes per step of the per-class stages (None = all; memory only, module doc).
         with_cp: gradient checkpointing of every class chunk (memory only).
+        pad_len: CAT-Seg's class-attention length [``Aggregator(pad_len=256)``, not set in its configs]:
+            fewer classes are padded with a learned token in every class-attention layer; with more,
+            each image keeps the ``pad_len`` classes of highest cost (max over prompts and positions)
+            and the others get logit -100 (module doc). 0 turns both off.
     """
 
     def __init__(self, embed_dim: int, guidance_width: int, prompt_channels: int = 1, hidden_dim: int = 128,
@@ -180,8 +205,11 @@ class CATSegAggregator(nn.Module):
                  decoder_dims: Sequence[int] = (64, 32), decoder_guidance_dims: Sequence[int] = (256, 128),
                  decoder_guidance_proj_dims: Sequence[int] = (32, 16), num_layers: int = 2, num_heads: int = 4,
                  pooling_size: int | Sequence[int] = (2, 2), window_size: int = 12, class_chunk: int | None = None,
-                 with_cp: bool = False):
+                 with_cp: bool = False, pad_len: int = 256):
         super().__init__()
+        if pad_len < 0:
+            raise ValueError(f"pad_len must be >= 0, got {pad_len}")
+        self.pad_len = int(pad_len)
         if len(decoder_dims) != 2 or len(decoder_guidance_dims) != 2 or len(decoder_guidance_proj_dims) != 2:
             raise ValueError("decoder_dims, decoder_guidance_dims and decoder_guidance_proj_dims take two "
                              "entries, one per x2 step")
@@ -202,7 +230,7 @@ class CATSegAggregator(nn.Module):
             for d, p in zip(decoder_guidance_dims, decoder_guidance_proj_dims))
         self.spatial = nn.ModuleList(GuidedSwinPair(hidden_dim, appearance_guidance_dim, num_heads, window_size)
                                      for _ in range(num_layers))
-        self.classwise = nn.ModuleList(ClassAggregationLayer(hidden_dim, text_guidance_dim, num_heads)
+        self.classwise = nn.ModuleList(ClassAggregationLayer(hidden_dim, text_guidance_dim, num_heads, pad_len=pad_len)
                                        for _ in range(num_layers))
         self.up1 = GuidedUpsample(hidden_dim, decoder_dims[0], decoder_guidance_proj_dims[0])
         self.up2 = GuidedUpsample(decoder_dims[0], decoder_dims[1], decoder_guidance_proj_dims[1])
@@ -251,9 +279,11 @@ class CATSegAggregator(nn.Module):
         if len(guidance) != 2:
             raise ValueError(f"expected 2 guidance maps (earlier block, later block), got {len(guidance)}")
         pooling = self.pooling_size if pooling_size is None else _as_pair(pooling_size)
-        chunks = self.class_chunks(text.shape[0])
         text_n = F.normalize(text.float(), dim=-1)
         dense_n = F.normalize(dense.float(), dim=1)
+        if self.pad_len and text.shape[0] > self.pad_len:
+            return self._top_classes(dense, text, guidance, pooling, dense_n, text_n)
+        chunks = self.class_chunks(text.shape[0])
         appearance = self.appearance_proj(dense).permute(0, 2, 3, 1)                 # (B, h, w, G)
         text_guidance = self.text_proj(F.normalize(text_n.mean(dim=1), dim=-1))     # (K, G)
         g1, g2 = self.decoder_guidance(guidance)
@@ -262,3 +292,15 @@ class CATSegAggregator(nn.Module):
             x = torch.cat([self._run(spatial, x[:, c], appearance) for c in chunks], dim=1)
             x = classwise(x, text_guidance, pooling, chunks, self.with_cp and torch.is_grad_enabled())
         return torch.cat([self._run(self._decode, x[:, c], g1, g2) for c in chunks], dim=1)
+
+    def _top_classes(self, dense, text, guidance, pooling, dense_n, text_n) -> torch.Tensor:
+        """CAT-Seg with more than ``pad_len`` classes: per image, the ``pad_len`` classes whose cost
+        peaks highest (max over prompts and positions) go through the aggregator; the rest get -100."""
+        outs = []
+        for b in range(dense.shape[0]):
+            peak = torch.einsum("dhw,kpd->kphw", dense_n[b], text_n).flatten(1).amax(dim=1)      # (K,)
+            keep = peak.topk(self.pad_len).indices
+            logits = self(dense[b:b + 1], text[keep], [g[b:b + 1] for g in guidance], pooling)
+            out = logits.new_full((1, text.shape[0], *logits.shape[-2:]), TOP_CLASSES_FILL)
+            outs.append(out.index_copy(1, keep, logits))
+        return torch.cat(outs)

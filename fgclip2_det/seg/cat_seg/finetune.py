@@ -4,13 +4,15 @@ CAT-Seg (Cho et al., CVPR 2024, §3.4 / ablations; cvlab-kaist/CAT-Seg, cat_seg/
 ``CLIP_FINETUNE``) fine-tunes both CLIP towers, by default only the query and value projections of
 every attention block ("QV fine-tuning"), at 0.01x the head's learning rate. Here:
 
-* ``'attention'``: q_proj and v_proj (weight and bias) of every encoder block of the vision and text
+* ``'attention'``: the q_proj and v_proj **weights** of every encoder block of the vision and text
   towers, and of the vision tower's dense head (FG-CLIP 2's attention that produces the dense map the
-  cost volume is built from: every patch queries the block-12 tokens); plus, with
-  ``position_embeddings=True``, the learned position tables the forward reads (vision
-  ``position_embedding``; text ``position_embedding``, the short/box table). Note: CAT-Seg's name
-  filter only looks inside modules named ``transformer``, so its released code leaves CLIP's
-  ``positional_embedding`` frozen; the switch reproduces that with ``False``.
+  cost volume is built from: every patch queries the block-12 tokens). That is what CAT-Seg's released
+  code trains: its ``Attention`` splits ``nn.MultiheadAttention``'s packed weight into
+  ``q_proj_weight`` / ``k_proj_weight`` / ``v_proj_weight`` but keeps the packed ``in_proj_bias``,
+  which its name filter leaves frozen; and the filter only looks inside modules named
+  ``transformer``, so CLIP's ``positional_embedding`` stays frozen although the branch names
+  "position". ``position_embeddings=True`` (not CAT-Seg's default) adds the learned position tables
+  the forward reads (vision ``position_embedding``; text ``position_embedding``, the short/box table).
 * ``'full'``: every parameter of the encoder blocks of both towers and of the dense head (CAT-Seg's
   ``'full'`` trains everything inside the CLIP transformers), plus the position tables as above.
   Token table, patch embedding, final norms and text heads stay frozen in both modes.
@@ -36,7 +38,7 @@ from torch import nn
 from ...model.layers import PackedInProjAttention, SelfAttention, varlen_attention
 
 FINETUNE_MODES = ("none", "attention", "full")
-_QV = re.compile(r"\.(self_attn|attention)\.(q_proj|v_proj)\.(weight|bias)$")
+_QV = re.compile(r"\.(self_attn|attention)\.(q_proj|v_proj)\.weight$")
 
 
 class SplitInProjAttention(SelfAttention):

@@ -23,8 +23,8 @@ Pipeline (per image, each view resized to ``clip_resolution``, 384 x 384 -> a 24
    probabilities averaged where windows overlap, then averaged with a global view of the whole
    image, as CAT-Seg's ``inference_sliding_window``: 384 windows, overlap 0.333, 640 x 640, global view).
 
-Fine-tuning (``finetune``, :mod:`.finetune`): 'attention' trains q/v projections (and position
-tables) of both towers, 'full' every transformer block, 'none' nothing. With a trainable text tower
+Fine-tuning (``finetune``, :mod:`.finetune`): 'attention' trains the q/v projection weights of both
+towers (position tables too with ``finetune_position_embeddings``), 'full' every transformer block, 'none' nothing. With a trainable text tower
 the class embeddings are recomputed from the tokens in every training forward (their gradients
 reach the text tower); in eval mode they are computed once and cached until the weights change
 (a training step or a checkpoint load). With ``finetune='none'`` the text tower is not kept at all:
@@ -88,7 +88,8 @@ class FGCLIP2CATSeg(OpenVocabularyMixin, BaseModel):
             'short'; ``templates_en`` default :data:`CATSEG_TEMPLATES`, one cost channel per template;
             ``checkpoint`` defaults to the backbone's.
         finetune: 'attention' (QV), 'full' or 'none' (:mod:`.finetune`).
-        finetune_position_embeddings: train the position tables too ('attention' / 'full').
+        finetune_position_embeddings: train the position tables too ('attention' / 'full'); False as
+            CAT-Seg's released code, whose filter never reaches CLIP's position tables (:mod:`.finetune`).
         clip_resolution: (h, w) every view is resized to (CAT-Seg: the CLIP resolution, 384 for /16).
         with_cp: gradient checkpointing of both towers' blocks and of the aggregator's class chunks.
         ignore_as_negative: ignore-labelled pixels are negatives of every class (CAT-Seg) or left out.
@@ -99,7 +100,7 @@ class FGCLIP2CATSeg(OpenVocabularyMixin, BaseModel):
     """
 
     def __init__(self, backbone: dict, aggregator: dict | None = None, text_classifier: dict | None = None,
-                 finetune: str = "attention", finetune_position_embeddings: bool = True,
+                 finetune: str = "attention", finetune_position_embeddings: bool = False,
                  clip_resolution: int | Sequence[int] = (384, 384), with_cp: bool = False,
                  ignore_as_negative: bool = True, classes: Vocabulary | None = None, test_cfg: dict | None = None,
                  ignore_index: int = 255, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
