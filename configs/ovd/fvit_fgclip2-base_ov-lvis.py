@@ -1,7 +1,7 @@
 # F-ViT-style OV-LVIS detector (mask head) on frozen FG-CLIP 2 base: 866 base classes boxed, the 337
 # rare classes scored through FG-CLIP 2. F-ViT B/16 recipe (CLIPSelf
 # F-ViT/configs/ov_lvis/fvit_vitb16_upsample_fpn_bs64_4x_ovlvis_eva_original.py): 1024 px, 48 epochs at
-# batch 64, background loss weight 0.9, ensemble alpha 0.1 / beta 0.6, R-CNN assigner with low-quality
+# batch 64, background loss weight 0.9, ensemble alpha 0.1 / beta 0.6 / T 50, R-CNN assigner with low-quality
 # matches, test score_thr 1e-4 / NMS 0.5 / 300 detections; headline mask APr.
 #   bash tools/dist_train.sh configs/ovd/fvit_fgclip2-base_ov-lvis.py 8
 _base_ = ['../_base_/models/fvit_fgclip2-base.py', '../_base_/datasets/ov-lvis.py',
@@ -12,7 +12,7 @@ model = dict(
     text_classifier=dict(name_style='underscore_to_space'),
     roi_head=dict(
         bbox_head=dict(num_classes=1203, background_weight=0.9),
-        ensemble=dict(alpha=0.1, beta=0.6),
+        ensemble=dict(alpha=0.1, beta=0.6, temperature=50.0),
         mask_roi_extractor=dict(
             type='SingleRoIExtractor',
             roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),

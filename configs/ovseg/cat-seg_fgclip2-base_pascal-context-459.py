@@ -2,8 +2,9 @@
 #   python tools/test.py configs/ovseg/cat-seg_fgclip2-base_pascal-context-459.py CHECKPOINT.pth
 _base_ = ['./cat-seg_fgclip2-base_coco-stuff-171.py']
 
-# Its 16-bit label maps mark unlabelled pixels 65535. The class axis runs in chunks of 64 (the same
-# numbers; one 384 view of A-847 then needs ~1.1 GiB instead of ~5.7 GiB, tools/benchmark.py cat_seg).
+# Its 16-bit label maps mark unlabelled pixels 65535. Each view keeps its 256 classes of highest cost
+# (CAT-Seg's pad_len), which run through the per-class stages in chunks of 64 (the same numbers,
+# less memory; tools/benchmark.py cat_seg).
 model = dict(ignore_index=65535, aggregator=dict(class_chunk=64))
 test_dataloader = dict(
     dataset=dict(

@@ -20,8 +20,9 @@
 
 Calibration of FG-CLIP 2 scores. FG-CLIP 2 is trained with a sigmoid loss, so its cosines are not
 probabilities. ``calibration='softmax'`` (default) uses softmax(T * cos); the temperature is a config
-value (default 100, FG-CLIP 2's own box-classification protocol, official fgclip2/eval/coco_box_ddp.py;
-F-ViT uses 75 on COCO and 50 on LVIS for EVA-CLIP; docs/recipes.md, which says it is not yet measured).
+value: the class default is 100 (FG-CLIP 2's own box-classification protocol, official
+fgclip2/eval/coco_box_ddp.py); the OV-COCO / OV-LVIS configs use F-ViT's 75 / 50, since on the synthetic
+world 100 gave the lowest base and novel AP50 of 50 / 75 / 100 (README, docs/recipes.md).
 ``calibration='sigmoid'`` (``rule='fvlm'`` only) uses sigmoid(scale * cos + bias) per class, with the
 checkpoint's ``logit_scale.exp()`` and ``logit_bias`` unless given.
 """
