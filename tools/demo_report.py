@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 EXAMPLES = 3  # held-out images shown per task
 TOP_K = 5  # detections drawn per image
+DRAW_SIDE = 640  # held-out detections are drawn at this long side (pixels)
 TRAIN_RUNS = (("stage1", "pretraining stage 1"), ("stage2", "pretraining stage 2"),
               ("ovd", "open-vocabulary detector"), ("ovseg", "segmentation decoder"))
 
@@ -92,7 +93,13 @@ def draw_detections(out: Path, classes: list[str], count: int = EXAMPLES, top_k:
         sample.pred_instances = InstanceData(bboxes=inst["bboxes"][top], labels=inst["labels"][top],
                                              scores=inst["scores"][top])
         path = out / "report" / f"ovd_{Path(pred['img_path']).stem}.png"
-        image = np.asarray(Image.open(pred["img_path"]).convert("RGB"))
+        image = Image.open(pred["img_path"]).convert("RGB")
+        # World images are 160-512 px: drawn at that size, MMDetection's labels (13 px at most) blur
+        # into the boxes; upscaled to DRAW_SIDE they stay readable.
+        zoom = max(1.0, DRAW_SIDE / max(image.size))
+        image = np.asarray(image.resize((round(image.width * zoom), round(image.height * zoom)), Image.BICUBIC))
+        sample.gt_instances.bboxes = sample.gt_instances.bboxes * zoom
+        sample.pred_instances.bboxes = sample.pred_instances.bboxes * zoom
         visualizer.add_datasample("ovd", image, sample, draw_gt=True, pred_score_thr=0.0, out_file=str(path))
         paths.append(path)
     return paths
@@ -155,13 +162,16 @@ def headline(out: Path) -> dict:
     """The numbers of the results table, keyed by phase; None where a metric is missing."""
     m = {name: load_metrics(out, name) for name in
          ("fgovd_stage1", "fgovd_stage2", "boxclass_stage1", "boxclass_stage2", "boxclass_fine_stage1",
-          "boxclass_fine_stage2", "ovd", "ovseg")}
+          "boxclass_fine_stage2", "ovd", "ovd_detector_only", "ovd_ensemble_gain", "ovseg")}
+    gain = m["ovd_ensemble_gain"].get("novel", {})
     return {
         "fgovd_hard": {s: m[f"fgovd_stage{i}"].get("fgovd/hard") for i, s in ((1, "stage1"), (2, "stage2"))},
         "boxclass": {s: {k: m[f"boxclass_stage{i}"].get(f"boxclass/{k}") for k in ("top1", "base_top1", "novel_top1")}
                      for i, s in ((1, "stage1"), (2, "stage2"))},
         "boxclass_fine": {s: m[f"boxclass_fine_stage{i}"].get("boxclass/top1") for i, s in ((1, "stage1"), (2, "stage2"))},
         "ovd": {k: m["ovd"].get(f"coco/{k}") for k in ("base_ap50", "novel_ap50")},
+        "ovd_detector_only": {k: m["ovd_detector_only"].get(f"coco/{k}") for k in ("base_ap50", "novel_ap50")},
+        "ovd_ensemble_gain": {k: gain.get(k) for k in ("diff", "low", "high")},
         "ovseg": {k: m["ovseg"].get(k) for k in ("mIoU_seen", "mIoU_unseen", "hIoU", "mIoU", "aAcc")},
     }
 
@@ -221,6 +231,11 @@ def write_report(out: Path) -> Path:
         f"{fmt(r['boxclass_fine']['stage1'])} → **{fmt(r['boxclass_fine']['stage2'])}** |",
         f"| open-vocabulary detector ({scale['det_iters']} it × {scale['det_batch']}, base kinds boxed) | "
         f"AP50 base / novel | {fmt(r['ovd']['base_ap50'])} / **{fmt(r['ovd']['novel_ap50'])}** |",
+        f"| detector alone (no FG-CLIP 2 ensemble) | AP50 base / novel | {fmt(r['ovd_detector_only']['base_ap50'])} "
+        f"/ {fmt(r['ovd_detector_only']['novel_ap50'])} |",
+        f"| ensemble − detector alone | novel AP50, 95% paired-bootstrap interval | "
+        f"{fmt(r['ovd_ensemble_gain']['diff'])} [{fmt(r['ovd_ensemble_gain']['low'])}, "
+        f"{fmt(r['ovd_ensemble_gain']['high'])}] |",
         f"| segmentation decoder ({scale['seg_iters']} it × {scale['seg_batch']}, unseen kinds ignored) | "
         f"mIoU seen / unseen / hIoU (%) | {fmt(r['ovseg']['mIoU_seen'], 1)} / **{fmt(r['ovseg']['mIoU_unseen'], 1)}** "
         f"/ {fmt(r['ovseg']['hIoU'], 1)} |",

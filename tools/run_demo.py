@@ -61,12 +61,16 @@ class Scale:
     seg_batch: int = 8
     log_interval: int = 10
     det_score_thr: float = 0.05  # the RoI head's test threshold (MMDetection's default)
+    profile: str = "shapes4"  # the world (fgclip2_det/datasets/synthetic/vocab.py PROFILES; docs/demo_world.md)
+    init: str = "test"  # the random weights (tools/make_tiny_checkpoint.py --init)
+    bootstrap_samples: int = 1000  # ensemble vs detector-only, paired bootstrap over images
 
 
 FULL = Scale(images=1000, stage1_iters=300, stage2_iters=200, det_iters=300, seg_iters=250)
 QUICK = Scale(images=40, stage1_iters=6, stage2_iters=4, det_iters=6, seg_iters=6, stage1_batch=8,
               stage2_batch=4, det_batch=2, seg_batch=2, log_interval=2,
-              det_score_thr=0.0)  # a few iterations score below 0.05: keep every box so AP50 exists
+              det_score_thr=0.0,  # a few iterations score below 0.05: keep every box so AP50 exists
+              bootstrap_samples=50)
 
 
 @dataclass
@@ -173,9 +177,9 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
     ckpt = out / "checkpoints"
     phases = [
         Phase("synthetic world", ["tools/make_synthetic_world.py", str(out / "world"), "--images", str(scale.images),
-                                  "--seed", "0"], runner=False),
-        Phase("tiny FG-CLIP 2 (random init)", ["tools/make_tiny_checkpoint.py", str(ckpt / "init"), "--seed", "0"],
-              runner=False),
+                                  "--seed", "0", "--profile", scale.profile], runner=False),
+        Phase("tiny FG-CLIP 2 (random init)", ["tools/make_tiny_checkpoint.py", str(ckpt / "init"), "--seed", "0",
+                                               "--init", scale.init], runner=False),
     ]
     init = ckpt / "init"
     for stage in (1, 2):
@@ -210,6 +214,16 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
         if task == "ovd":  # the report draws the top boxes of these dumped predictions
             phases.append(Phase(f"test {label}", [*test, "--out", str(work / "predictions.pkl"),
                                                   "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
+            alone = str(out / "metrics" / "ovd_detector_only.json")
+            phases.append(Phase("test detector alone (no FG-CLIP 2 ensemble)",
+                                [*test, "--out", str(work / "predictions_detector_only.pkl"), "--metrics-out", alone,
+                                 "--cfg-options", "model.roi_head.ensemble=None"], metrics=alone, work_dir=str(work)))
+            gain = str(out / "metrics" / "ovd_ensemble_gain.json")
+            phases.append(Phase("ensemble vs detector alone (paired bootstrap)",
+                                ["tools/compare_ap50.py", cfg, f"{out / 'world'}/det/instances_val_all.json",
+                                 str(work / "predictions_detector_only.pkl"), str(work / "predictions.pkl"),
+                                 "--samples", str(scale.bootstrap_samples), "--json-out", gain],
+                                metrics=gain, runner=False))
         else:  # label maps draw slowly (~1 s each): evaluate, then draw the first few held-out images
             phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
             phases.append(Phase("draw held-out segmentations", [*test, "--show-dir", "examples", "--cfg-options",
@@ -257,6 +271,36 @@ def _advance(bar: tqdm, line: str, pattern: re.Pattern) -> None:
         bar.refresh()
 
 
+# ------------------------------------------------------------------------------------- web demo
+SERVE_EXAMPLES = 4  # held-out images the web demo offers
+
+
+def write_serve_manifest(out: Path, scale: Scale, mode: str) -> Path:
+    """``OUT/serve.json``: what ``tools/serve_demo.py`` (``make serve``) loads by default: the trained
+    FG-CLIP 2, detector and segmentor, the world's vocabulary and a few held-out images (val split,
+    never in the pretraining files) with two or more objects."""
+    from fgclip2_det.datasets.synthetic import SyntheticWorld
+
+    world = SyntheticWorld(out / "world")
+    val = json.loads(world.path("det_val").read_text(encoding="utf-8"))
+    objects = {}
+    for ann in val["annotations"]:
+        objects[ann["image_id"]] = objects.get(ann["image_id"], 0) + 1
+    examples = [str(world.path("images") / im["file_name"]) for im in val["images"] if objects.get(im["id"], 0) >= 2]
+    manifest = {
+        "mode": mode, "out": str(out),
+        "checkpoint": str(out / "checkpoints" / "stage2"),
+        "detector": [str(out / "configs" / "ovd.py"), str(out / "ovd" / f"iter_{scale.det_iters}.pth")],
+        "segmentor": [str(out / "configs" / "ovseg.py"), str(out / "ovseg" / f"iter_{scale.seg_iters}.pth")],
+        "max_num_patches": 256,  # the budget every demo model was trained with
+        "vocabulary": ", ".join(world.classes),
+        "examples": examples[:SERVE_EXAMPLES],
+    }
+    path = out / "serve.json"
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 # ------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -269,7 +313,7 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     scale = QUICK if args.quick else FULL
     phases = plan(out, scale)
-    for stale in ("metrics", "report", "results.json", "report.md", "summary.json"):  # of an earlier run
+    for stale in ("metrics", "report", "results.json", "report.md", "summary.json", "serve.json"):  # earlier run
         path = out / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -282,10 +326,12 @@ def main(argv=None) -> int:
     summary = dict(mode="quick" if args.quick else "full", scale=asdict(scale), out=str(out),
                    seconds=time.perf_counter() - started, phases=[asdict(p) | {"command": p.command} for p in phases])
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_serve_manifest(out, scale, summary["mode"])
     with tqdm(total=1, desc=f"[{len(phases) + 1}/{len(phases) + 1}] report", file=sys.stdout) as bar:
         report = write_report(out)
         bar.update(1)
-    print(f"run_demo: done in {time.perf_counter() - started:.0f} s; report: {report}")
+    print(f"run_demo: done in {time.perf_counter() - started:.0f} s; report: {report}; "
+          f"`make serve` now serves these models")
     return 0
 
 

@@ -2,7 +2,7 @@
 """Interactive web demo: upload an image, type an English/Chinese vocabulary, see boxes, masks and heat maps.
 
     python tools/serve_demo.py [--checkpoint DIR] [--detector CONFIG WEIGHTS] [--segmentor CONFIG WEIGHTS]
-                               [--host 127.0.0.1] [--port 7860] [--request-timeout 120]
+                               [--demo work_dirs/demo] [--host 127.0.0.1] [--port 7860] [--request-timeout 120]
                                [--text-attention-mask auto|on|off]
 
 A Gradio app bound to the loopback interface by default. Tabs:
@@ -15,8 +15,12 @@ A Gradio app bound to the loopback interface by default. Tabs:
   weights, else FG-CLIP 2's training-free per-patch classification).
 * **Box classification**: image + boxes (one ``x1, y1, x2, y2`` per line) -> top-5 per box.
 
-Without ``--checkpoint`` the demo generates the tiny random FG-CLIP 2 (``work_dirs/serve_demo/``)
-and says so on the page: the plumbing works, the predictions mean nothing. Bad input (no image, a
+Without ``--checkpoint`` it serves what ``make demo`` trained (``--demo`` folder, default
+``work_dirs/demo``, read from its ``serve.json``): the demo's tiny FG-CLIP 2, detector and segmentor,
+the synthetic world's vocabulary prefilled and a few held-out world images offered as examples.
+With no demo run either, it generates the tiny random FG-CLIP 2 (``work_dirs/serve_demo/``) and the
+page says so and how to get the trained one: the plumbing works, the predictions mean nothing. Bad
+input (no image, a
 file that is not an image, an image over 16.8 MP, an empty vocabulary, a malformed box) gets a
 message in the page; every request is bounded by ``--request-timeout``.
 """
@@ -67,8 +71,8 @@ def image_input(elem_id: str) -> gr.Image:
     return image
 
 
-def vocabulary_box(elem_id: str) -> gr.Textbox:
-    return gr.Textbox(DEFAULT_VOCAB, label="Vocabulary (comma-separated, English or Chinese; dog | 狗: one class)",
+def vocabulary_box(elem_id: str, value: str = DEFAULT_VOCAB) -> gr.Textbox:
+    return gr.Textbox(value, label="Vocabulary (comma-separated, English or Chinese; dog | 狗: one class)",
                       elem_id=elem_id)
 
 
@@ -98,7 +102,10 @@ class Guard:
                            "The server log has the details.") from None
 
 
-def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) -> gr.Blocks:
+def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0, model_note: str | None = None,
+              vocabulary: str = DEFAULT_VOCAB, examples: list[str] = ()) -> gr.Blocks:
+    """The page. ``model_note``: what the models are (shown in the header); ``vocabulary``: the
+    prefilled one; ``examples``: image paths offered under the Detection and Segmentation inputs."""
     guard = Guard(timeout)
     det_source = "trained detector" if engine.detector is not None else "FG-CLIP 2 alone, training-free"
     seg_source = "trained segmentor" if engine.segmentor is not None else "FG-CLIP 2 alone, training-free"
@@ -163,15 +170,16 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
         return guard(work)
 
     with gr.Blocks(title="fgclip2_det: FG-CLIP 2 open-vocabulary demo") as app:
-        gr.Markdown(f"# FG-CLIP 2 open-vocabulary demo\nCheckpoint: `{engine.checkpoint}` · detection: "
-                    f"{det_source} · segmentation: {seg_source}. Vocabularies may mix English and Chinese.")
+        gr.Markdown(f"# FG-CLIP 2 open-vocabulary demo\n{model_note + ' ' if model_note else ''}"
+                    f"Checkpoint: `{engine.checkpoint}` · detection: {det_source} · segmentation: {seg_source}. "
+                    "Vocabularies may mix English and Chinese.", elem_id="model")
         if notice:
             gr.Markdown(f"**Notice:** {notice}", elem_id="notice")
         with gr.Tab("Detection", id="detection"):
             with gr.Row():
                 with gr.Column():
                     det_image = image_input("det-image")
-                    det_vocab = vocabulary_box("det-vocab")
+                    det_vocab = vocabulary_box("det-vocab", vocabulary)
                     det_thr = gr.Slider(0.0, 1.0, value=0.3, step=0.05, label="Minimum score", elem_id="det-thr")
                     det_run = gr.Button("Detect", variant="primary", elem_id="det-run")
                 with gr.Column():
@@ -179,12 +187,15 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
                     det_status = gr.Markdown(elem_id="det-status")
                     det_table = gr.Dataframe(headers=["label", "score", "x1", "y1", "x2", "y2"], label="Boxes",
                                              elem_id="det-table")
+            if examples:
+                gr.Examples([[e] for e in examples], [det_image], label="Held-out examples", elem_id="det-examples")
             det_run.click(detect, [det_image, det_vocab, det_thr], [det_out, det_table, det_status])
         with gr.Tab("Heat map", id="heatmap"):
             with gr.Row():
                 with gr.Column():
                     heat_image = image_input("heat-image")
-                    heat_query = gr.Textbox("a dog", label="Text query (English or Chinese)", elem_id="heat-query")
+                    heat_query = gr.Textbox(vocabulary.split(",")[0].split("|")[0].strip() if vocabulary != DEFAULT_VOCAB
+                                            else "a dog", label="Text query (English or Chinese)", elem_id="heat-query")
                     heat_run = gr.Button("Show similarity", variant="primary", elem_id="heat-run")
                 with gr.Column():
                     heat_out = gr.Image(label="Similarity", elem_id="heat-out")
@@ -194,11 +205,13 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
             with gr.Row():
                 with gr.Column():
                     seg_image = image_input("seg-image")
-                    seg_vocab = vocabulary_box("seg-vocab")
+                    seg_vocab = vocabulary_box("seg-vocab", vocabulary)
                     seg_run = gr.Button("Segment", variant="primary", elem_id="seg-run")
                 with gr.Column():
                     seg_out = gr.AnnotatedImage(label="Segmentation", elem_id="seg-out")
                     seg_status = gr.Markdown(elem_id="seg-status")
+            if examples:
+                gr.Examples([[e] for e in examples], [seg_image], label="Held-out examples", elem_id="seg-examples")
             seg_run.click(segment, [seg_image, seg_vocab], [seg_out, seg_status])
         with gr.Tab("Box classification", id="boxes"):
             with gr.Row():
@@ -206,7 +219,7 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
                     box_image = image_input("box-image")
                     box_list = gr.Textbox("", lines=4, label="Boxes: one x1, y1, x2, y2 per line (pixels)",
                                           placeholder="10, 20, 200, 180", elem_id="box-list")
-                    box_vocab = vocabulary_box("box-vocab")
+                    box_vocab = vocabulary_box("box-vocab", vocabulary)
                     box_run = gr.Button("Classify boxes", variant="primary", elem_id="box-run")
                 with gr.Column():
                     box_out = gr.AnnotatedImage(label="Top-1 per box", elem_id="box-out")
@@ -218,15 +231,33 @@ def build_app(engine: DemoEngine, notice: str | None, timeout: float = 120.0) ->
     return app
 
 
-def fallback_checkpoint() -> tuple[Path, str]:
+def fallback_checkpoint(demo: Path) -> tuple[Path, str]:
     """The tiny random checkpoint (generated once), and the notice the page shows about it."""
     if not (TINY_CHECKPOINT / "config.json").is_file():
         from fgclip2_det.model.tiny import make_tiny_checkpoint
 
         make_tiny_checkpoint(TINY_CHECKPOINT, seed=0)
-    return TINY_CHECKPOINT, (f"no `--checkpoint` given, so this runs the tiny FG-CLIP 2 with random weights "
-                             f"(`{os.path.relpath(TINY_CHECKPOINT, REPO)}`). It shows that everything works, "
-                             "not what FG-CLIP 2 knows: restart with `--checkpoint checkpoints/fg-clip2-base`.")
+    return TINY_CHECKPOINT, (f"no `--checkpoint` given and no demo run in `{demo}`, so this runs the tiny FG-CLIP 2 "
+                             f"with random weights (`{os.path.relpath(TINY_CHECKPOINT, REPO)}`): everything works, "
+                             "the predictions mean nothing. Run `make demo` (about 20 min on 2 CPU cores) and then "
+                             "`make serve` to serve the models it trains, or restart with "
+                             "`--checkpoint checkpoints/fg-clip2-base` for released weights.")
+
+
+def demo_manifest(demo: Path) -> dict | None:
+    """``DEMO/serve.json`` written by ``tools/run_demo.py`` when every file it names exists, else None."""
+    import json
+
+    path = demo / "serve.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    files = [manifest["checkpoint"], *manifest["detector"], *manifest["segmentor"], *manifest["examples"]]
+    missing = [f for f in files if not Path(f).exists()]
+    if missing:
+        LOG.warning("%s names files that are gone (%s): not serving that demo run", path, ", ".join(missing[:3]))
+        return None
+    return manifest
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -234,10 +265,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", help="FG-CLIP 2 folder (default: the tiny random one, with a notice)")
     parser.add_argument("--detector", nargs=2, metavar=("CONFIG", "WEIGHTS"), help="an FGCLIP2FViT config + .pth")
     parser.add_argument("--segmentor", nargs=2, metavar=("CONFIG", "WEIGHTS"), help="an FGCLIP2Segmentor config + .pth")
+    parser.add_argument("--demo", default=str(REPO / "work_dirs" / "demo"),
+                        help="without --checkpoint: serve the models of this `make demo` run (its serve.json; "
+                             "default work_dirs/demo)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--request-timeout", type=float, default=120.0, help="seconds one request may take")
-    parser.add_argument("--max-num-patches", type=int, default=1024, help="FG-CLIP 2 token budget per image")
+    parser.add_argument("--max-num-patches", type=int, default=None,
+                        help="FG-CLIP 2 token budget per image (default 1024; a demo run's own budget, 256)")
     parser.add_argument("--cache-dir", help="on-disk text embedding cache (default: the toolkit's)")
     parser.add_argument("--text-attention-mask", choices=list(ATTENTION_MASK_CHOICES), default="auto",
                         help="mask pad tokens of class / query texts: auto (default) = exactly when the "
@@ -248,18 +283,27 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    notice = None
-    if args.checkpoint is None:
-        checkpoint, notice = fallback_checkpoint()
+    notice, page = None, {}
+    detector, segmentor, budget = args.detector, args.segmentor, args.max_num_patches or 1024
+    manifest = demo_manifest(Path(args.demo)) if args.checkpoint is None else None
+    if manifest is not None:
+        checkpoint, budget = manifest["checkpoint"], args.max_num_patches or manifest["max_num_patches"]
+        detector, segmentor = detector or manifest["detector"], segmentor or manifest["segmentor"]
+        page = dict(model_note=f"Models trained by `make demo` ({manifest['mode']} run in `{manifest['out']}`): a tiny "
+                               "FG-CLIP 2 pretrained from random weights on the synthetic world, its open-vocabulary "
+                               "detector and segmentor. The examples are held-out world images.",
+                    vocabulary=manifest["vocabulary"], examples=manifest["examples"])
+    elif args.checkpoint is None:
+        checkpoint, notice = fallback_checkpoint(Path(args.demo))
     else:
         checkpoint = args.checkpoint
     try:
-        engine = DemoEngine(checkpoint, detector=args.detector, segmentor=args.segmentor,
-                            max_num_patches=args.max_num_patches, cache_dir=args.cache_dir,
+        engine = DemoEngine(checkpoint, detector=detector, segmentor=segmentor,
+                            max_num_patches=budget, cache_dir=args.cache_dir,
                             text_attention_mask=ATTENTION_MASK_CHOICES[args.text_attention_mask])
     except (InputError, FileNotFoundError) as err:
         raise SystemExit(f"serve_demo.py: error: {err}") from None
-    app = build_app(engine, notice, args.request_timeout)
+    app = build_app(engine, notice, args.request_timeout, **page)
     LOG.info("serving on http://%s:%d", args.host, args.port)
     app.launch(server_name=args.host, server_port=args.port, show_error=True, share=False, inbrowser=False)
     return 0

@@ -29,12 +29,46 @@ def randomize_(model: FGCLIP2, seed: int = 0) -> FGCLIP2:
     return model
 
 
+INITS = ("test", "scratch")
+
+
+def siglip_init_(model: FGCLIP2) -> FGCLIP2:
+    """SigLIP's from-scratch initialisation (the ``_init_weights`` of Hugging Face's SigLIP, after
+    big_vision): linear layers Xavier-uniform with zero biases, the patch projection LeCun-normal,
+    embedding tables N(0, 1/D), LayerNorms 1 / 0; FGCLIP2 itself already sets the probes, position
+    tables and logit scale / bias (t = 10, b = -10)."""
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                if name.endswith("patch_embedding"):
+                    torch.nn.init.normal_(module.weight, std=module.in_features ** -0.5)
+                else:
+                    torch.nn.init.xavier_uniform_(module.weight)
+                torch.nn.init.zeros_(module.bias)
+            elif isinstance(module, torch.nn.Embedding):
+                torch.nn.init.normal_(module.weight, std=module.embedding_dim ** -0.5)
+            elif isinstance(module, torch.nn.LayerNorm):
+                torch.nn.init.ones_(module.weight)
+                torch.nn.init.zeros_(module.bias)
+            elif hasattr(module, "in_proj_bias"):
+                torch.nn.init.zeros_(module.in_proj_bias)
+    return model
+
+
 def make_tiny_checkpoint(out_dir: str | Path, seed: int = 0, preset: str = "tiny",
-                         with_tokenizer: bool = True, model_input_names=None) -> Path:
+                         with_tokenizer: bool = True, model_input_names=None, init: str = "test") -> Path:
     """Writes config.json + model.safetensors (+ tokenizer files of a small bilingual tokenizer
     trained on the spot, whose vocabulary size the model then uses). ``model_input_names``: what the
     tokenizer returns, None = transformers' default (ids and attention mask); ``("input_ids",)`` for
-    one that returns no attention mask (``train_tiny_tokenizer``)."""
+    one that returns no attention mask (``train_tiny_tokenizer``).
+
+    ``init``: ``"test"`` (:func:`randomize_`: every parameter O(1), so tests see each one) or
+    ``"scratch"`` (the modules' own initialisation, SigLIP's position tables and logit scale / bias:
+    what training from random weights needs). ``randomize_`` draws the 768-input patch projection
+    at std 0.5, so the residual stream starts ~10x larger than what a block adds and a model
+    trained from it learns colour but hardly shape (docs/demo_world.md)."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = {}
@@ -43,6 +77,7 @@ def make_tiny_checkpoint(out_dir: str | Path, seed: int = 0, preset: str = "tiny
 
         overrides["text"] = {"vocab_size": train_tiny_tokenizer(out_dir, model_input_names=model_input_names)}
     torch.manual_seed(seed)
-    model = randomize_(FGCLIP2(FGCLIP2Config.preset(preset, **overrides)), seed)
+    model = FGCLIP2(FGCLIP2Config.preset(preset, **overrides))
+    randomize_(model, seed) if init == "test" else siglip_init_(model)
     model.save_pretrained(out_dir)
     return out_dir

@@ -7,6 +7,7 @@ and the fixture stops the server itself.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -96,12 +97,39 @@ def test_without_a_checkpoint_the_page_says_it_runs_the_tiny_model(tmp_path, mon
     from tools import serve_demo
 
     monkeypatch.setattr(serve_demo, "TINY_CHECKPOINT", tmp_path / "tiny")
-    checkpoint, notice = serve_demo.fallback_checkpoint()
-    assert (checkpoint / "config.json").is_file() and "random weights" in notice
+    assert serve_demo.demo_manifest(tmp_path / "no-demo") is None
+    checkpoint, notice = serve_demo.fallback_checkpoint(tmp_path / "no-demo")
+    assert (checkpoint / "config.json").is_file() and "random weights" in notice and "make demo" in notice
     engine = serve_demo.DemoEngine(checkpoint, cache_dir=str(tmp_path / "cache"))
     app = serve_demo.build_app(engine, notice)
     shown = [c["props"].get("value") for c in app.config["components"] if c["props"].get("elem_id") == "notice"]
     assert len(shown) == 1 and "random weights" in shown[0]
+
+
+def test_a_demo_run_is_served_with_its_vocabulary_and_examples(tiny_dir, tmp_path):
+    """``serve.json`` of a demo run: its files must exist; the page names the models, prefills the
+    vocabulary and offers the examples (the browser test drives a real one)."""
+    sys.path.insert(0, str(ROOT))
+    from tools import serve_demo
+
+    example = tmp_path / "000005.jpg"
+    Image.new("RGB", (64, 48), "red").save(example)
+    manifest = {"mode": "full", "out": str(tmp_path), "checkpoint": str(tiny_dir), "detector": [str(example)] * 2,
+                "segmentor": [str(example)] * 2, "max_num_patches": 256, "vocabulary": "circle, square",
+                "examples": [str(example)]}
+    (tmp_path / "serve.json").write_text(json.dumps(manifest))
+    assert serve_demo.demo_manifest(tmp_path) == manifest
+    manifest["examples"].append(str(tmp_path / "gone.jpg"))
+    (tmp_path / "serve.json").write_text(json.dumps(manifest))
+    assert serve_demo.demo_manifest(tmp_path) is None  # a file it names is gone: not served
+    engine = serve_demo.DemoEngine(tiny_dir, cache_dir=str(tmp_path / "cache"))
+    app = serve_demo.build_app(engine, None, model_note="Models trained by `make demo`", vocabulary="circle, square",
+                               examples=[str(example)])
+    props = {c["props"].get("elem_id"): c["props"] for c in app.config["components"] if c["props"].get("elem_id")}
+    assert "Models trained by `make demo`" in props["model"]["value"]
+    assert props["det-vocab"]["value"] == props["seg-vocab"]["value"] == "circle, square"
+    assert props["heat-query"]["value"] == "circle"
+    assert "det-examples" in props and "seg-examples" in props
 
 
 def test_engine_text_attention_mask_follows_the_tokenizer(tiny_dir, tiny_dir_no_mask, tmp_path):

@@ -260,3 +260,64 @@ def test_tiny_boxclass_configs_label_every_val_box(world, config, n_classes):
         if n_classes > 14:
             expected = f"{ann['attributes']['colour']} {expected}"
         assert labelled[ann["id"]] == expected, ann["id"]
+
+
+# ------------------------------------------------------------------------ the demo's world profile
+@pytest.fixture(scope="module")
+def shapes_world(tmp_path_factory):
+    return SyntheticWorld(generate_world(tmp_path_factory.mktemp("shapes"), 40, 4, workers=1, profile="shapes4"))
+
+
+def _image_digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("which", ["world", "shapes_world"])
+def test_no_evaluation_image_occurs_in_the_pretraining_files(which, request):
+    """Every image an evaluation reads (BoxClass / detection val, FG-OVD, segmentation val) differs,
+    byte for byte, from every image the pretraining files name."""
+    w = request.getfixturevalue(which)
+    pretrain = {_image_digest(w.root / item["f_path"]) for lang in ("en", "zh")
+                for item in load_json(w.path(f"pretrain_{lang}"))}
+    evaluated = [w.root / "images" / im["file_name"] for im in load_json(w.path("det_val"))["images"]]
+    evaluated += [w.root / it["img_path"] for level in ("hard", "trivial")
+                  for it in read_jsonl(w.root / "fgovd" / f"{level}.jsonl")]
+    evaluated += [w.root / "images" / p.name.replace(".png", ".jpg") for p in (w.root / "seg" / "val").glob("*.png")]
+    assert evaluated and pretrain
+    assert not {_image_digest(p) for p in evaluated} & pretrain
+
+
+def test_shapes_profile_draws_few_large_objects_and_negatives_that_may_change_the_kind(shapes_world):
+    from fgclip2_det.datasets.synthetic.vocab import PROFILES
+
+    profile = PROFILES["shapes4"]
+    assert shapes_world.meta["profile"] == "shapes4"
+    coco = COCO(str(shapes_world.path("det_train_all")))
+    per_image = [len(coco.getAnnIds(imgIds=i)) for i in coco.getImgIds()]
+    assert 1 <= min(per_image) and max(per_image) <= profile.objects[1]
+    sides = []
+    for img in coco.dataset["images"]:
+        assert profile.long_side[0] <= max(img["width"], img["height"]) <= profile.long_side[1]
+        sides += [max(a["bbox"][2:]) / min(img["width"], img["height"])
+                  for a in coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))]
+    assert np.median(sides) > 0.3  # larger than the fine world's objects (0.16-0.52 of the short side)
+    attrs = [a["attributes"] for a in coco.dataset["annotations"]]
+    assert {a["colour"] for a in attrs} <= set(profile.colours)
+    assert {a["pattern"] for a in attrs} <= set(profile.patterns)
+    changes = []
+    for item in load_json(shapes_world.path("pretrain_en")):
+        for region in item["bbox_info"]:
+            pos = TEXT_TO_SPEC["en"][region["short_expr"]]
+            for text, stated in zip(region["short_expr_negs"].values(), region["neg_changes"]):
+                assert pos.differences(TEXT_TO_SPEC["en"][text]) == stated
+                changes += stated
+    assert "kind" in changes  # the caption must name the shape to beat these negatives
+    for it in read_jsonl(shapes_world.root / "fgovd" / "hard.jsonl"):  # FG-OVD keeps the kind, as FG-OVD does
+        pos = TEXT_TO_SPEC["en"][it["pos_expression"][0]]
+        assert all(TEXT_TO_SPEC["en"][n].kind == pos.kind for n in it["neg_expression"])
+
+
+def test_unknown_profile_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown world profile 'nope'"):
+        generate_world(tmp_path / "w", 10, profile="nope")
+    assert not (tmp_path / "w").exists()

@@ -99,11 +99,12 @@ def image_captions(specs, boxes, width, height, background: str, lang: str) -> t
     return short, "".join(sentences)
 
 
-def changed_specs(spec: ObjectSpec, n_changed: int, exclude) -> list[ObjectSpec]:
-    """Every spec that differs from ``spec`` in exactly ``n_changed`` of size/colour/pattern (kind
-    kept), minus ``exclude`` (the other objects of the image), in a fixed order."""
+def changed_specs(spec: ObjectSpec, n_changed: int, exclude, attributes=ATTRIBUTES) -> list[ObjectSpec]:
+    """Every spec that differs from ``spec`` in exactly ``n_changed`` of ``attributes`` (default
+    size/colour/pattern, kind kept), minus ``exclude`` (the other objects of the image), in a fixed
+    order."""
     out = []
-    for attrs in itertools.combinations(ATTRIBUTES, n_changed):
+    for attrs in itertools.combinations(attributes, n_changed):
         choices = [[v for v in ATTRIBUTE_VALUES[a] if v != getattr(spec, a)] for a in attrs]
         for values in itertools.product(*choices):
             candidate = spec.changed(**dict(zip(attrs, values)))
@@ -119,11 +120,11 @@ def pick(candidates: list, n: int, rng: np.random.Generator) -> list:
 
 
 def hard_negatives(spec: ObjectSpec, others: list[ObjectSpec], rng: np.random.Generator,
-                   plan=HARD_NEGATIVE_PLAN) -> list[ObjectSpec]:
-    """Negatives of a region: for each entry of ``plan``, a spec with that many attributes changed;
-    never another object of the same image, never twice the same."""
+                   plan=HARD_NEGATIVE_PLAN, attributes=ATTRIBUTES) -> list[ObjectSpec]:
+    """Negatives of a region: for each entry of ``plan``, a spec with that many of ``attributes``
+    changed; never another object of the same image, never twice the same."""
     out: list[ObjectSpec] = []
     for k in sorted(set(plan)):
-        pool = [c for c in changed_specs(spec, k, others) if c not in out]
+        pool = [c for c in changed_specs(spec, k, others, attributes) if c not in out]
         out += pick(pool, plan.count(k), rng)
     return out

@@ -67,13 +67,16 @@ def shape_mask(kind: str, w: int, h: int) -> np.ndarray:
     return np.asarray(img) > 127
 
 
-def pattern_fill(pattern: str, colour: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """(h, w, 3) uint8 paint of ``colour`` with ``pattern`` drawn in a contrasting ink."""
+def pattern_fill(pattern: str, colour: str, w: int, h: int, rng: np.random.Generator,
+                 contrast: float = 1.0) -> np.ndarray:
+    """(h, w, 3) uint8 paint of ``colour`` with ``pattern`` drawn in a contrasting ink; ``contrast``
+    < 1 blends the ink towards the paint (a fainter pattern)."""
     base = np.empty((h, w, 3), np.uint8)
     base[:] = COLOURS[colour][2]
     if pattern == "solid":
         return base
-    ink = np.array(DARK_INK if colour in LIGHT_COLOURS else LIGHT_INK, np.uint8)
+    ink = np.array(DARK_INK if colour in LIGHT_COLOURS else LIGHT_INK, np.float64)
+    ink = np.round(base[0, 0] + contrast * (ink - base[0, 0])).astype(np.uint8)
     period = max(6, int(min(w, h) / rng.uniform(4.0, 6.0)))
     yy, xx = np.mgrid[0:h, 0:w]
     if pattern == "striped":

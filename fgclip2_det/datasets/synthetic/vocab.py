@@ -54,7 +54,8 @@ SIZES = {"small": ("small", "小的", 0.16, 0.22), "medium": ("medium", "中等�
          "large": ("large", "大的", 0.42, 0.52)}
 
 ATTRIBUTES = ("size", "colour", "pattern")  # what hard negatives change
-ATTRIBUTE_VALUES = {"size": tuple(SIZES), "colour": tuple(COLOURS), "pattern": tuple(PATTERNS)}
+ATTRIBUTE_VALUES = {"size": tuple(SIZES), "colour": tuple(COLOURS), "pattern": tuple(PATTERNS),
+                    "kind": tuple(KINDS)}  # kind: changed by the ``shapes`` profile's hard negatives only
 
 # where an object is, from its box centre in thirds of the image: (row, col) -> (English, Chinese)
 POSITIONS = {
@@ -98,3 +99,39 @@ class ObjectSpec:
 
 def kind_name(kind: str, lang: str) -> str:
     return KINDS[kind][0 if lang == "en" else 1]
+
+
+@dataclass(frozen=True)
+class WorldProfile:
+    """How a world is drawn and described; the vocabulary above is the same in every profile, so
+    every config, prompt template and class list fits every world.
+
+    ``fine`` is the world of the evidence runs (many small, busily filled objects: hard for a tiny
+    model). ``shapes`` is the demo's world, chosen by the ablations of docs/demo_world.md so that a
+    tiny model can see and must read the shape: fewer, larger objects, fills of low contrast, and
+    region hard negatives that may change the kind as well as size, colour and pattern.
+    """
+    name: str
+    long_side: tuple[int, int] = (224, 512)  # image long side in pixels, low and high (inclusive)
+    objects: tuple[int, int] = (1, 6)  # objects per image, low and high (inclusive)
+    size_scale: float = 1.0  # multiplies SIZES' box-side fractions
+    pattern_contrast: float = 1.0  # 1 = pattern ink as is; lower blends the ink towards the paint
+    negative_attributes: tuple[str, ...] = ATTRIBUTES  # what region hard negatives may change
+    colours: tuple[str, ...] = tuple(COLOURS)  # the colours objects are painted in (captions may name any)
+    patterns: tuple[str, ...] = tuple(PATTERNS)  # the fills objects are drawn with
+
+
+PROFILES = {
+    "fine": WorldProfile("fine"),
+    "shapes": WorldProfile("shapes", long_side=(160, 256), objects=(1, 3), size_scale=1.4,
+                           pattern_contrast=0.35, negative_attributes=("kind",) + ATTRIBUTES),
+    "shapes4": WorldProfile("shapes4", long_side=(160, 256), objects=(1, 3), size_scale=1.4,
+                            pattern_contrast=0.35, negative_attributes=("kind",) + ATTRIBUTES,
+                            colours=("red", "green", "blue", "yellow"), patterns=("solid", "striped")),
+}
+
+
+def world_profile(name: str) -> WorldProfile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown world profile {name!r}; known: {sorted(PROFILES)}")
+    return PROFILES[name]

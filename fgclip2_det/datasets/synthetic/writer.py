@@ -31,7 +31,7 @@ from tqdm import tqdm
 from .captions import LANGS, changed_specs, hard_negatives, image_captions, pick, region_expressions
 from .scene import make_scene
 from .vocab import (ATTRIBUTE_VALUES, ATTRIBUTES, COLOURS, KINDS, NOVEL_KINDS, PATTERNS, SIZES, ObjectSpec,
-                    kind_name)
+                    kind_name, world_profile)
 
 VAL_EVERY = 5  # image i is in the val split iff i % 5 == 0
 FGOVD_LEVELS = {"hard": 1, "medium": 2, "easy": 3}  # attributes changed
@@ -47,11 +47,12 @@ def split_of(index: int) -> str:
     return "val" if index % VAL_EVERY == 0 else "train"
 
 
-def _render_one(job: tuple[str, int, int]) -> dict:
+def _render_one(job: tuple[str, int, int, str]) -> dict:
     """Renders image ``index``, writes its JPEG and label map, returns its annotation record."""
-    out_dir, seed, index = job
+    out_dir, seed, index, profile_name = job
+    profile = world_profile(profile_name)
     rng = np.random.default_rng([seed, index])
-    scene = make_scene(rng)
+    scene = make_scene(rng, profile)
     split, name = split_of(index), f"{index:06d}"
     Image.fromarray(scene.image).save(Path(out_dir, "images", name + ".jpg"), quality=92)
     label = np.zeros((scene.height, scene.width), np.uint8)
@@ -66,7 +67,7 @@ def _render_one(job: tuple[str, int, int]) -> dict:
     objects = []
     for i, (spec, rle) in enumerate(zip(specs, rles)):
         others = specs[:i] + specs[i + 1:]
-        negatives = hard_negatives(spec, others, rng)
+        negatives = hard_negatives(spec, others, rng, attributes=profile.negative_attributes)
         obj = {"spec": spec, "bbox": boxes[i], "area": int(mask_utils.area(rle)),
                "rle": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
                "negatives": negatives, "fgovd": {}}
@@ -82,8 +83,8 @@ def _render_one(job: tuple[str, int, int]) -> dict:
             "background": scene.background, "captions": captions, "objects": objects}
 
 
-def render_records(out_dir: Path, num_images: int, seed: int, workers: int) -> list[dict]:
-    jobs = [(str(out_dir), seed, i) for i in range(num_images)]
+def render_records(out_dir: Path, num_images: int, seed: int, workers: int, profile: str = "fine") -> list[dict]:
+    jobs = [(str(out_dir), seed, i, profile) for i in range(num_images)]
     progress = dict(total=num_images, desc="rendering", unit="img", disable=None)
     if workers <= 1:
         return [_render_one(j) for j in tqdm(jobs, **progress)]
@@ -202,14 +203,17 @@ def world_files() -> dict:
 
 
 def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
-                   workers: int | None = None) -> Path:
-    """Renders ``num_images`` scenes and writes every format (module docstring). Returns the folder."""
+                   workers: int | None = None, profile: str = "fine") -> Path:
+    """Renders ``num_images`` scenes and writes every format (module docstring). Returns the folder.
+    ``profile``: how scenes are drawn and described (``vocab.PROFILES``: ``fine``, ``shapes``)."""
+    world_profile(profile)  # an unknown name fails before anything is written
     if num_images < VAL_EVERY:
         raise ValueError(f"need at least {VAL_EVERY} images for a train and a val split, got {num_images}")
     out = Path(out_dir)
     for sub in ("images", "seg/train", "seg/val"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    records = render_records(out, num_images, seed, workers if workers is not None else os.cpu_count() or 1)
+    records = render_records(out, num_images, seed, workers if workers is not None else os.cpu_count() or 1,
+                             profile)
     files = world_files()
     for lang in LANGS:
         _write_json(out / files[f"pretrain_{lang}"], pretrain_items(records, lang))
@@ -223,7 +227,7 @@ def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
             _write_jsonl(out / files[f"fgovd_{level}_{lang}"], fgovd_items(records, level, lang, seed))
     kinds = list(KINDS)
     meta = {
-        "version": 1, "seed": seed, "num_images": num_images,
+        "version": 1, "seed": seed, "num_images": num_images, "profile": profile,
         "splits": {s: sum(r["split"] == s for r in records) for s in ("train", "val")},
         "classes": [kind_name(k, "en") for k in kinds], "classes_zh": [kind_name(k, "zh") for k in kinds],
         "base_classes": [kind_name(k, "en") for k in base],
