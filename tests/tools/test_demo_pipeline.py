@@ -61,7 +61,7 @@ def test_every_phase_produced_its_metric(quick_run):
 def test_report_shows_what_the_run_made(quick_run):
     report = (quick_run / "report.md").read_text(encoding="utf-8")
     summary = json.loads((quick_run / "summary.json").read_text())
-    assert len(summary["phases"]) == 17 and all(p["seconds"] > 0 for p in summary["phases"])
+    assert len(summary["phases"]) == 19 and all(p["seconds"] > 0 for p in summary["phases"])
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"report/loss_curves.png", "report/per_class.png"} <= set(links)
     examples = [link for link in links if re.match(r"report/(ovd|ovseg)_", link)]
@@ -81,6 +81,14 @@ def test_report_shows_what_the_run_made(quick_run):
     assert f"{fmt(ovseg['mIoU_unseen'], 1)}**" in report
     for phase in summary["phases"]:
         assert f"`{phase['command']}`" in report
+    # ensemble vs detector alone: the report repeats the bootstrap's JSON
+    gain = json.loads((quick_run / "metrics" / "ovd_ensemble_gain.json").read_text())["novel"]
+    assert f"{fmt(gain['diff'])} [{fmt(gain['low'])}, {fmt(gain['high'])}]" in report
+    # make serve's default reads this manifest: the run's trained models and held-out examples
+    serve = json.loads((quick_run / "serve.json").read_text())
+    assert serve["checkpoint"] == str(quick_run / "checkpoints" / "stage2") and serve["examples"]
+    val = {im["file_name"] for im in json.loads((quick_run / "world" / "det" / "instances_val_all.json").read_text())["images"]}
+    assert all(Path(e).name in val for e in serve["examples"]) and all(Path(f).exists() for f in serve["detector"])
 
 
 @pytest.mark.slow
