@@ -18,6 +18,9 @@ INSTALL_REQUIRES = [
     "tqdm",
 ]
 WEB = ["gradio>=6,<7"]
+# ONNX export (tools/export_onnx.py, docs/export.md): the versions checked with torch 2.13.0's dynamo
+# exporter (onnxscript is what torch.onnx.export(dynamo=True) translates with).
+EXPORT = ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"]
 
 setup(
     name="fgclip2_det",
@@ -32,7 +35,8 @@ setup(
     # pylopdf-fonts-zh-cn: Noto Sans SC (OFL, 17 MB, no dependencies) for the demo's Chinese labels.
     # web: the Gradio app of tools/serve_demo.py; playwright (driver only, with Debian's chromium)
     # runs its browser test.
-    extras_require={"web": WEB,
+    # export: ONNX export and onnxruntime (tools/export_onnx.py).
+    extras_require={"web": WEB, "export": EXPORT,
                     "dev": ["pytest", "pytest-timeout", "imgviz", "scikit-image", "pylopdf-fonts-zh-cn==0.1.1",
-                            *WEB, "playwright"]},
+                            *WEB, "playwright", *EXPORT]},
 )

@@ -25,6 +25,7 @@ ALLOWED = {
     "integrations": {"utils", "model", "openvocab"},
     "apis": _CORE | {"det", "seg", "evaluation"},
     "apps": _CORE | {"apis"},  # the web demo goes through the public API only
+    "deploy": _CORE | {"det"},  # ONNX export: FG-CLIP 2 graphs (model) and the detector's (det)
 }
 
 

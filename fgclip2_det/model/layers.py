@@ -15,6 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+try:  # FlashAttention varlen (CUDA only), torch >= 2.10: docs/export.md "GPU fast path"
+    from torch.nn.attention.varlen import varlen_attn as _varlen_attn
+except ImportError:  # older torch: the per-sequence loop below
+    _varlen_attn = None
+
+#: Dtypes the FlashAttention varlen kernel takes.
+VARLEN_DTYPES = (torch.bfloat16, torch.float16)
+
 ACTIVATIONS = {
     "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "gelu": F.gelu,
@@ -28,14 +36,45 @@ def get_activation(name: str):
     return ACTIVATIONS[name]
 
 
+def _on_cuda(t: torch.Tensor) -> bool:
+    return t.is_cuda
+
+
+def varlen_kernel_applies(q: torch.Tensor) -> bool:
+    """Whether mixed-length attention runs in one FlashAttention varlen call: the kernel is
+    importable, the tensors are on CUDA and half precision (bf16 / fp16), the kernel's inputs."""
+    return _varlen_attn is not None and _on_cuda(q) and q.dtype in VARLEN_DTYPES
+
+
+def _cumulative(lengths: list[int], device) -> torch.Tensor:
+    offsets = [0]
+    for n in lengths:
+        offsets.append(offsets[-1] + n)
+    return torch.tensor(offsets, dtype=torch.int32, device=device)
+
+
+def varlen_kernel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int,
+                            q_lengths: list[int], k_lengths: list[int]) -> torch.Tensor:
+    """Packed attention in one ``torch.nn.attention.varlen.varlen_attn`` call: (T, H, head_dim)
+    inputs with int32 cumulative sequence offsets, so a mixed-size NaFlex batch is one kernel launch
+    instead of one SDPA call per image (no padding, no per-image loop)."""
+    dim = q.shape[-1]
+    head_dim = dim // num_heads
+    qh, kh, vh = (t.reshape(t.shape[0], num_heads, head_dim).contiguous() for t in (q, k, v))
+    out = _varlen_attn(qh, kh, vh, _cumulative(q_lengths, q.device), _cumulative(k_lengths, q.device),
+                       max(q_lengths), max(k_lengths))
+    return out.reshape(q.shape[0], dim)
+
+
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int,
                      q_lengths: list[int], k_lengths: list[int],
                      key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scaled dot-product attention of each packed query sequence over its own key sequence.
 
     q: (sum(q_lengths), D); k, v: (sum(k_lengths), D). Equal-length batches take one batched
-    SDPA call; mixed lengths take one call per sequence. ``key_padding_mask`` (B, Lk) bool, True =
-    attend, is only for the uniform case (padded text with an explicit attention mask).
+    SDPA call; mixed lengths take one FlashAttention varlen call on CUDA in bf16 / fp16
+    (:func:`varlen_kernel_applies`) and one SDPA call per sequence otherwise. ``key_padding_mask``
+    (B, Lk) bool, True = attend, is only for the uniform case (padded text with an explicit mask).
     """
     dim = q.shape[-1]
     head_dim = dim // num_heads
@@ -49,6 +88,8 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_head
         return out.transpose(1, 2).reshape(b * lq, dim)
     if key_padding_mask is not None:
         raise ValueError("key_padding_mask is only supported for equal-length sequences")
+    if varlen_kernel_applies(q):
+        return varlen_kernel_attention(q, k, v, num_heads, q_lengths, k_lengths)
     outs = []
     for qi, ki, vi in zip(q.split(q_lengths), k.split(k_lengths), v.split(k_lengths)):
         qh = qi.view(1, -1, num_heads, head_dim).transpose(1, 2)
