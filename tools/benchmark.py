@@ -2,7 +2,7 @@
 """Timed targets of the toolkit, each measured against a reference in the same run.
 
     python tools/benchmark.py [encoder] [synthetic] [pretrain] [boxclass] [text_cache] [ovd] [ovseg] [cat_seg]
-                              [pretrain_memory] [pretrain_dist] [--out work_dirs/bench]
+                              [pretrain_memory] [pretrain_dist] [onnx] [--out work_dirs/bench]
                               [--repeats 3]
 
 Writes ``results.json`` and ``results.md`` under ``--out`` (ratios, peak memory, max abs difference,
@@ -953,12 +953,66 @@ def pretrain_dist_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------- onnx
+ONNX_MIXED = [(16, 16), (24, 32), (32, 18), (20, 20)]  # grids of the mixed case (a subset of MIXED)
+
+
+def bench_onnx(args) -> dict:
+    """FG-CLIP 2 image embeddings on CPU: the exported vision graph in onnxruntime (one call per image)
+    against the PyTorch model (one packed call), random weights of ``--onnx-preset``; images/s at
+    512 x 512 and on mixed NaFlex sizes, the speed ratio and the largest output difference."""
+    import tempfile
+
+    import numpy as np
+
+    from fgclip2_det.deploy.onnx_export import export_vision
+    from fgclip2_det.deploy.runtime import OnnxFGCLIP2
+    from fgclip2_det.model import FGCLIP2, FGCLIP2Config
+
+    torch.manual_seed(0)
+    # The text tower is not timed: a small vocabulary keeps its (unused) embedding table small.
+    model = FGCLIP2(FGCLIP2Config.preset(args.onnx_preset, text={"vocab_size": 1024})).eval()
+    threads = torch.get_num_threads()
+    res = {"preset": args.onnx_preset, "threads": threads, "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        t_export = timed(lambda: export_vision(model, Path(tmp) / "vision.onnx"))[0]
+        res["export_s"] = t_export
+        runtime = OnnxFGCLIP2(tmp, threads=threads)
+        for name, grids in ((f"uniform_{args.onnx_images}x512", [(32, 32)] * args.onnx_images),
+                            ("mixed_naflex_4", ONNX_MIXED)):
+            gen = torch.Generator().manual_seed(1)
+            images = [torch.rand(3, 16 * h, 16 * w, generator=gen) * 2 - 1 for h, w in grids]
+            arrays = [img.numpy() for img in images]
+            r = compare(lambda: runtime.encode_image(arrays), lambda: model.encode_image(images).numpy(),
+                        args.repeats)
+            out_ort, out_torch = r.pop("outputs")
+            r.update(grids=grids, images=len(grids), max_abs_diff=float(np.abs(out_ort - out_torch).max()),
+                     ort_img_per_s=len(grids) / r["ours_s"], torch_img_per_s=len(grids) / r["reference_s"])
+            res["cases"][name] = r
+            print(f"[onnx] {name}: onnxruntime {r['ort_img_per_s']:.2f} img/s, PyTorch {r['torch_img_per_s']:.2f} "
+                  f"img/s, ratio {r['speedup']:.2f}x, max|diff| {r['max_abs_diff']:.1e}", flush=True)
+    return res
+
+
+def onnx_markdown(res: dict) -> str:
+    header = ["case", "images", "onnxruntime img/s", "PyTorch img/s", "ratio (ort / torch)", "peak MiB ort / torch",
+              "max abs diff"]
+    rows = [[name, str(r["images"]), f"{r['ort_img_per_s']:.2f}", f"{r['torch_img_per_s']:.2f}", f"{r['speedup']:.2f}x",
+             f"{r['ours_peak_mib']:.0f} / {r['reference_peak_mib']:.0f}", f"{r['max_abs_diff']:.1e}"]
+            for name, r in res["cases"].items()]
+    title = (f"### ONNX vision graph vs PyTorch ({res['preset']} preset, fp32, CPU, {res['threads']} threads; "
+             f"export {res['export_s']:.0f} s)")
+    table = ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows]]
+    return "\n".join([title, "", *table])
+
+
 BENCHMARKS = {"encoder": (bench_encoder, encoder_markdown), "synthetic": (bench_synthetic, synthetic_markdown),
               "pretrain": (bench_pretrain, pretrain_markdown), "boxclass": (bench_boxclass, boxclass_markdown),
               "text_cache": (bench_text_cache, text_cache_markdown), "ovd": (bench_ovd, ovd_markdown),
               "ovseg": (bench_ovseg, ovseg_markdown), "cat_seg": (bench_cat_seg, cat_seg_markdown),
               "pretrain_memory": (bench_pretrain_memory, pretrain_memory_markdown),
-              "pretrain_dist": (bench_pretrain_dist, pretrain_dist_markdown)}
+              "pretrain_dist": (bench_pretrain_dist, pretrain_dist_markdown),
+              "onnx": (bench_onnx, onnx_markdown)}
 
 
 def main(argv=None) -> int:
@@ -992,6 +1046,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dist-batch", type=int, default=2, help="pretrain_dist: samples per rank")
     parser.add_argument("--memory-records", type=int, default=1_000_000,
                         help="pretrain_memory: FineHARD records written, converted to shards and loaded")
+    parser.add_argument("--onnx-preset", default="base", help="onnx: model preset (random weights)")
+    parser.add_argument("--onnx-images", type=int, default=2, help="onnx: 512 x 512 images in the uniform case")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

@@ -3,7 +3,7 @@
 
     python tools/export_onnx.py CHECKPOINT_DIR OUT_DIR [--graphs vision dense_head text_short ...]
     python tools/export_onnx.py CHECKPOINT_DIR OUT_DIR --detector-config CONFIG [--detector-weights PTH]
-                                --classes "cat,dog,zebra" [--image-size 640 640]
+                                --classes "cat,dog,zebra" [--novel-classes zebra] [--image-size 640 640]
 
 Graphs, inputs and outputs, the opset and what runs where: docs/export.md. Needs ``pip install -e
 ".[export]"`` (onnx, onnxruntime, onnxscript).
@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--detector-config", help="also export this FGCLIP2FViT detector (docs/export.md)")
     parser.add_argument("--detector-weights", help="trained detector checkpoint (.pth) for --detector-config")
     parser.add_argument("--classes", help="detector vocabulary baked into the graph, comma-separated")
+    parser.add_argument("--novel-classes", default="",
+                        help="comma-separated subset of --classes that gets the ensemble's novel weight")
     parser.add_argument("--image-size", type=int, nargs=2, default=(640, 640), metavar=("H", "W"),
                         help="detector input size (fixed in the detector graphs)")
     args = parser.parse_args(argv)
@@ -52,7 +54,9 @@ def main(argv=None) -> int:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
         written.update(export_detector_onnx(args.detector_config, args.out_dir, classes,
                                             weights=args.detector_weights, image_size=tuple(args.image_size),
-                                            text_checkpoint=args.checkpoint, opset=args.opset))
+                                            text_checkpoint=args.checkpoint, opset=args.opset,
+                                            novel_classes=[c.strip() for c in args.novel_classes.split(",")
+                                                           if c.strip()]))
     print(f"[export_onnx] wrote {len(written)} graph(s) to {args.out_dir}: "
           + ", ".join(p.name for p in written.values()))
     return 0
