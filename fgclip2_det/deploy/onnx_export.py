@@ -6,8 +6,9 @@ and checks them while tracing, so a graph that would silently bake a size in fai
 instead; the TorchScript exporter records whatever sizes the example input had unless every op
 handles them, and is deprecated in torch 2.13.
 
-Opset :data:`OPSET` (18): the lowest opset whose ``ReduceMean``/``Split`` forms the torch 2.13
-exporter emits natively (no down-conversion pass), and that onnxruntime >= 1.16 runs on CPU.
+Opset :data:`OPSET` (18): the opset the exporter's op library (onnxscript torchlib,
+``TORCHLIB_OPSET`` in torch 2.13) is written in, so no version-conversion pass runs (torch's default
+20 converts every graph); checked with onnxruntime 1.32.0 (docs/export.md).
 """
 from __future__ import annotations
 

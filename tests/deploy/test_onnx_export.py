@@ -168,3 +168,22 @@ def test_cli_exports_with_one_line_per_graph(tiny_dir, tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "export_onnx.py"), str(tmp_path / "nope"),
                           str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "checkpoint directory not found" in bad.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_reports_onnxruntime_against_pytorch(tmp_path):
+    """`tools/benchmark.py onnx` on the tiny preset: both runtimes timed in one run, ratio and
+    output difference reported (the figures in docs/export.md come from the base preset)."""
+    import json
+
+    from tool_helpers import load_tool
+
+    bench = load_tool("benchmark")
+    assert bench.main(["onnx", "--onnx-preset", "tiny", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())["benchmarks"]["onnx"]
+    assert set(res["cases"]) == {"uniform_2x512", "mixed_naflex_4"}
+    for case in res["cases"].values():
+        assert case["ort_img_per_s"] > 0 and case["torch_img_per_s"] > 0
+        assert case["speedup"] == pytest.approx(case["reference_s"] / case["ours_s"])
+        assert case["max_abs_diff"] <= TOL
+    assert "ratio (ort / torch)" in (tmp_path / "results.md").read_text()
