@@ -18,7 +18,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) tools/run_demo.py --out work_dirs/demo $(if $(filter-out 0,$(QUICK)),--quick,)
 
-# The web demo on http://127.0.0.1:7860 (CHECKPOINT=DIR for released weights; default: the tiny random one).
+# The web demo on http://127.0.0.1:7860 (CHECKPOINT=DIR for released weights; default: the models of `make demo`).
 serve: $(STAMP)
 	$(PY) tools/serve_demo.py $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 

@@ -1,5 +1,10 @@
-"""Shared fixtures: a tiny random FG-CLIP 2 checkpoint in the official layout, written once per run."""
+"""Shared fixtures: a tiny random FG-CLIP 2 checkpoint in the official layout, written once per run,
+and one quick demo run (tools/run_demo.py --quick) that the pipeline and web-demo tests share."""
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,3 +47,15 @@ def make_images():
         gen = torch.Generator().manual_seed(seed)
         return [torch.rand(3, h, w, generator=gen) * 2 - 1 for h, w in sizes]
     return make
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """The folder of one ``make demo QUICK=1`` run (about three minutes on 2 cores), run once per
+    session: tests/tools/test_demo_pipeline.py checks what it made, tests/apps/test_serve_demo.py
+    serves its models."""
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "tools/run_demo.py", "--quick", "--out", str(out)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"run_demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return out

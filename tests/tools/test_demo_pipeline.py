@@ -22,13 +22,9 @@ from tools.demo_report import fmt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    """One quick run (about two minutes on 2 cores) shared by the checks below."""
-    out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "tools/run_demo.py", "--quick", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"run_demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return out
+def quick_run(quick_demo):
+    """The session's quick run (tests/conftest.py), shared by the checks below."""
+    return quick_demo
 
 
 @pytest.mark.slow
