@@ -1,7 +1,7 @@
 """Runs the exported FG-CLIP 2 graphs with onnxruntime, with the model API's inputs (docs/export.md).
 
-Needs only numpy and onnxruntime at run time (no torch); the image patchification is the model's
-(``model/vision.py`` ``patchify``), written in numpy.
+Inputs and outputs are numpy arrays and every embedding is computed by onnxruntime; torch only
+lays out the patches (``model/vision.py`` ``patchify``, the layout the vision graph was exported with).
 """
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
+from ..model.text import TEXT_KINDS
+from ..model.vision import patchify
 from .onnx_export import GRAPH_FILES
-
-TEXT_KINDS = ("short", "box", "long")
 
 
 def patchify_np(image: np.ndarray, patch_size: int = 16) -> np.ndarray:
@@ -22,10 +23,7 @@ def patchify_np(image: np.ndarray, patch_size: int = 16) -> np.ndarray:
     if image.ndim != 3 or image.shape[1] % patch_size or image.shape[2] % patch_size or 0 in image.shape:
         raise ValueError(f"expected a (C, H, W) image with H and W positive multiples of {patch_size}; "
                          f"got shape {image.shape}")
-    c, height, width = image.shape
-    h, w = height // patch_size, width // patch_size
-    x = image.reshape(c, h, patch_size, w, patch_size).transpose(1, 3, 2, 4, 0)
-    return np.ascontiguousarray(x.reshape(h * w, patch_size * patch_size * c))
+    return patchify(torch.from_numpy(image), patch_size).numpy()
 
 
 def pack_images(images: Sequence[np.ndarray], patch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:

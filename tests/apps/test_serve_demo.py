@@ -225,13 +225,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(args: list[str], tmp_path_factory):
-    """Starts tools/serve_demo.py with ``args`` on a free port; yields its URL once it answers and
-    stops it (the whole process group) afterwards."""
+def _need_browser() -> None:
+    """Skips (with the reason) where the browser test cannot run; called before a server starts."""
     if CHROMIUM is None:
         pytest.skip("no Chromium on this machine: tools/setup_env.sh installs Debian's chromium where apt-get "
                     "can run as root; elsewhere install it to run the browser test")
     pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright (dev extra)")
+
+
+def _serve(args: list[str], tmp_path_factory):
+    """Starts tools/serve_demo.py with ``args`` on a free port; yields its URL once it answers and
+    stops it (the whole process group) afterwards."""
+    _need_browser()
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
     with open(log, "w") as sink:
@@ -267,10 +272,7 @@ def _serve(args: list[str], tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the module's pages (Playwright's sync API allows one driver at a time)."""
-    if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine: tools/setup_env.sh installs Debian's chromium where apt-get "
-                    "can run as root; elsewhere install it to run the browser test")
-    pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright (dev extra)")
+    _need_browser()
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
