@@ -48,8 +48,10 @@ EN_COLOURS = ("red", "blue", "green", "yellow", "black", "white", "purple", "ora
               "pink", "brown", "cyan", "magenta", "gold", "silver", "dark", "light")
 EN_PATTERNS = ("striped", "dotted", "checkered", "plain", "wavy", "spotted", "zigzag", "solid",
                "dashed", "gradient")
+# Every kind of the synthetic world (fgclip2_det/datasets/synthetic/vocab.py) is here, so each kind
+# word is one token as in a real vocabulary (tests/model/test_tokenizer.py checks it).
 EN_SHAPES = ("circle", "square", "triangle", "rectangle", "star", "diamond", "ellipse", "hexagon",
-             "cross", "ring", "heart", "pentagon")
+             "cross", "ring", "heart", "pentagon", "crescent", "arrow", "trapezoid")
 EN_OBJECTS = ("cat", "dog", "car", "cup", "apple", "person", "bird", "chair", "table", "house",
               "tree", "flower", "book", "bottle", "bicycle", "boat", "bus", "train", "horse",
               "sheep", "cow", "banana", "orange", "pizza", "clock", "vase", "umbrella", "bag",
@@ -61,12 +63,13 @@ EN_POSITIONS = ("on the left", "on the right", "at the top", "at the bottom", "i
                 "below the")
 EN_COUNTS = ("a", "one", "two", "three", "four", "five", "several", "many")
 
-ZH_COLOURS = ("红色", "蓝色", "绿色", "黄色", "黑色", "白色", "紫色", "橙色", "灰色", "粉色", "棕色", "金色")
+ZH_COLOURS = ("红色", "蓝色", "绿色", "黄色", "黑色", "白色", "紫色", "橙色", "灰色", "粉色", "棕色", "金色", "青色")
 ZH_PATTERNS = ("条纹", "圆点", "格子", "纯色", "波浪", "斑点", "渐变")
-ZH_SHAPES = ("圆形", "正方形", "三角形", "长方形", "星形", "菱形", "椭圆形", "六边形", "十字形", "心形")
+ZH_SHAPES = ("圆形", "正方形", "三角形", "长方形", "星形", "菱形", "椭圆形", "六边形", "十字形", "心形",
+             "五角星", "月牙形", "圆环", "箭头", "五边形", "椭圆", "梯形")
 ZH_OBJECTS = ("猫", "狗", "汽车", "杯子", "苹果", "人", "鸟", "椅子", "桌子", "房子", "树", "花", "书",
               "瓶子", "自行车", "船", "公交车", "马", "香蕉", "时钟", "雨伞", "帽子", "手机", "电脑")
-ZH_SIZES = ("大", "小", "大的", "小的", "巨大的", "微小的")
+ZH_SIZES = ("大", "小", "大的", "小的", "中等的", "巨大的", "微小的")
 ZH_POSITIONS = ("左边", "右边", "上面", "下面", "中间", "左上角", "右下角", "旁边")
 ZH_COUNTS = ("一个", "两个", "三个", "四个", "五个", "几个", "许多")
 ZH_FRAMES = ("{}", "一张{}的照片", "图片中有{}", "这是{}", "{}的特写", "一幅{}的图画")

@@ -486,8 +486,6 @@ def full_demo_page(tmp_path_factory, browser):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 23 open: the full demo's detector does not yet name kinds (docs/demo_world.md; "
-                          "measured 2026-12-03: 'diamond' on an ellipse / square / trapezoid image)", strict=False)
 def test_after_make_demo_the_top_detection_on_an_example_is_a_kind_it_holds(full_demo_page):
     top, kinds = _detect_first_example(full_demo_page, FULL_DEMO, "demo_full_example.png")
     assert top in kinds, f"top detection {top!r}; the example holds {sorted(kinds)}"

@@ -272,7 +272,12 @@ def _image_digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("which", ["world", "shapes_world"])
+@pytest.fixture(scope="module")
+def six_kinds_world(tmp_path_factory):
+    return SyntheticWorld(generate_world(tmp_path_factory.mktemp("six"), 40, 4, workers=1, profile="six_kinds"))
+
+
+@pytest.mark.parametrize("which", ["world", "shapes_world", "six_kinds_world"])
 def test_no_evaluation_image_occurs_in_the_pretraining_files(which, request):
     """Every image an evaluation reads (BoxClass / detection val, FG-OVD, segmentation val) differs,
     byte for byte, from every image the pretraining files name."""
@@ -315,6 +320,42 @@ def test_shapes_profile_draws_few_large_objects_and_negatives_that_may_change_th
     for it in read_jsonl(shapes_world.root / "fgovd" / "hard.jsonl"):  # FG-OVD keeps the kind, as FG-OVD does
         pos = TEXT_TO_SPEC["en"][it["pos_expression"][0]]
         assert all(TEXT_TO_SPEC["en"][n].kind == pos.kind for n in it["neg_expression"])
+
+
+def test_six_kinds_world_has_its_kinds_as_classes_and_bare_name_regions(six_kinds_world):
+    """The demo's world: its six kinds are the classes of every file (ids 1..6, label maps too),
+    star and crescent novel; every region's short expression is the bare kind against the other five
+    kinds' names (then undrawn kinds), its long expression the full description."""
+    from fgclip2_det.datasets.synthetic.vocab import PROFILES
+
+    w, profile = six_kinds_world, PROFILES["six_kinds"]
+    assert w.classes == ("circle", "square", "triangle", "star", "cross", "crescent")
+    assert w.novel_classes == ("star", "crescent") and w.base_classes == ("circle", "square", "triangle", "cross")
+    assert w.meta["seg"]["classes"] == ["background", *w.classes]
+    assert profile.metainfo() == {"classes": w.classes, "base_classes": w.base_classes,
+                                  "novel_classes": w.novel_classes}
+    val = load_json(w.path("det_val"))
+    assert [(c["id"], c["name"]) for c in val["categories"]] == list(enumerate(w.classes, 1))
+    assert {a["category_id"] for a in val["annotations"]} <= set(range(1, 7)) and val["annotations"]
+    base_train = load_json(w.path("det_train_base"))
+    names = {c["id"]: c["name"] for c in base_train["categories"]}
+    assert {names[a["category_id"]] for a in base_train["annotations"]} <= set(w.base_classes)
+    values = set()
+    for p in (w.root / "seg" / "val").glob("*.png"):
+        values |= set(np.unique(np.asarray(Image.open(p))).tolist())
+    assert values <= set(range(7)) and len(values) > 3
+    regions = [r for item in load_json(w.path("pretrain_en")) for r in item["bbox_info"]]
+    assert regions
+    for r in regions:
+        kind = r["short_expr"].split(" ", 1)[1]
+        assert r["short_expr"] in (f"a {kind}", f"an {kind}") and kind in w.classes
+        negs = [n.split(" ", 1)[1] for n in r["short_expr_negs"].values()]
+        assert len(negs) == 10 == len(set(negs)) and kind not in negs
+        assert set(w.classes) - {kind} <= set(negs)  # every other drawn kind
+        assert r["neg_changes"] == [["kind"]] * 10
+        assert re.match(rf"a (small|medium|large) solid (red|blue) {kind} ", r["long_expr"]), r["long_expr"]
+    zh = [r for item in load_json(w.path("pretrain_zh")) for r in item["bbox_info"]]
+    assert all(r["short_expr"].startswith("一个") for r in zh)
 
 
 def test_unknown_profile_is_an_error(tmp_path):

@@ -148,6 +148,18 @@ def test_chinese_round_trip_without_unk(tok):
     assert int((ids != PAD).sum()) <= 6
 
 
+def test_every_synthetic_world_word_is_learned(tok_dir):
+    """Each English kind, colour, pattern and size of the synthetic world is one token, and no Chinese
+    one falls back to bytes: a word split into letters or bytes is far harder for a tiny text tower."""
+    from tokenizers import Tokenizer
+    from fgclip2_det.datasets.synthetic.vocab import COLOURS, KINDS, PATTERNS, SIZES
+    raw = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
+    table = [*KINDS.values(), *COLOURS.values(), *PATTERNS.values(), *SIZES.values()]
+    for en, zh, *_ in table:
+        assert raw.encode(f"a {en}").tokens == ["a", f"▁{en}", "<eos>"], en
+        assert not [t for t in raw.encode(zh).tokens if t.startswith("<0x")], zh
+
+
 def test_truncation_counted_and_warned_once(tok, hf, caplog):
     caplog.set_level(logging.WARNING, logger="fgclip2_det")
     ids = tok([LONG_EN, "a cat", LONG_ZH], kind="short")

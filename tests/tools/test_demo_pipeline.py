@@ -94,7 +94,15 @@ def test_generated_configs_inherit_and_point_at_the_run(quick_run):
     assert cfg.train_dataloader.dataset.data_root == f"{quick_run / 'world'}/"
     assert cfg.test_evaluator.ann_file == f"{quick_run / 'world'}/det/instances_val_all.json"
     assert cfg.train_cfg.max_iters == run_demo.QUICK.det_iters and cfg.val_dataloader is None
-    assert cfg.model.roi_head.bbox_head.num_classes == 14  # everything else comes from the repository config
+    # the world's classes (six_kinds: 6, 2 of them novel) replace the config's 14 in every dataset
+    classes = ("circle", "square", "triangle", "star", "cross", "crescent")
+    assert cfg.model.roi_head.bbox_head.num_classes == 6
+    assert cfg.train_dataloader.dataset.metainfo.classes == cfg.test_dataloader.dataset.metainfo.classes == classes
+    assert cfg.model.text_classifier.templates_en == ["a {}"] and cfg.model.text_classifier.attention_mask is False
+    seg = Config.fromfile(quick_run / "configs" / "ovseg.py")
+    assert seg.test_dataloader.dataset.metainfo.classes == ("background", *classes)
+    box = Config.fromfile(quick_run / "configs" / "boxclass_stage2.py")
+    assert box.test_dataloader.dataset.metainfo.novel_classes == ("star", "crescent")
     stage2 = Config.fromfile(quick_run / "configs" / "stage2.py")
     assert stage2.model.checkpoint == str(quick_run / "checkpoints" / "stage1")
     assert stage2.param_scheduler[-1]["end"] == run_demo.QUICK.stage2_iters

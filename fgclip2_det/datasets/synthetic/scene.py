@@ -47,10 +47,11 @@ def sample_image_size(rng: np.random.Generator, long_range: tuple[int, int] = (2
     return (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
 
 
-def sample_specs(rng: np.random.Generator, n: int, colours=tuple(COLOURS), patterns=tuple(PATTERNS)) -> list[ObjectSpec]:
-    """``n`` distinct object specs, every field uniform (over the given colours and patterns)."""
+def sample_specs(rng: np.random.Generator, n: int, colours=tuple(COLOURS), patterns=tuple(PATTERNS),
+                 kinds=tuple(KINDS)) -> list[ObjectSpec]:
+    """``n`` distinct object specs, every field uniform (over the given kinds, colours and patterns)."""
     specs: list[ObjectSpec] = []
-    kinds, sizes, colours, patterns = list(KINDS), list(SIZES), list(colours), list(patterns)
+    kinds, sizes, colours, patterns = list(kinds), list(SIZES), list(colours), list(patterns)
     while len(specs) < n:
         spec = ObjectSpec(kinds[rng.integers(len(kinds))], sizes[rng.integers(len(sizes))],
                           colours[rng.integers(len(colours))], patterns[rng.integers(len(patterns))])
@@ -95,7 +96,7 @@ def make_scene(rng: np.random.Generator, profile: WorldProfile = PROFILES["fine"
     image = background(style, width, height, rng)
     objects: list[SceneObject] = []
     count = int(rng.integers(profile.objects[0], profile.objects[1] + 1))
-    for spec in sample_specs(rng, count, profile.colours, profile.patterns):
+    for spec in sample_specs(rng, count, profile.colours, profile.patterns, profile.kinds):
         obj = _try_place(spec, objects, height, width, rng, profile.size_scale)
         if obj is None:
             continue

@@ -103,13 +103,14 @@ def kind_name(kind: str, lang: str) -> str:
 
 @dataclass(frozen=True)
 class WorldProfile:
-    """How a world is drawn and described; the vocabulary above is the same in every profile, so
-    every config, prompt template and class list fits every world.
+    """How a world is drawn and described. Captions and negatives draw on the whole vocabulary above;
+    the world's classes are the kinds it draws (all 14 unless ``kinds`` says fewer: the configs name
+    14, tools/run_demo.py passes a smaller world's classes to them).
 
     ``fine`` is the world of the evidence runs (many small, busily filled objects: hard for a tiny
-    model). ``shapes`` is the demo's world, chosen by the ablations of docs/demo_world.md so that a
-    tiny model can see and must read the shape: fewer, larger objects, fills of low contrast, and
-    region hard negatives that may change the kind as well as size, colour and pattern.
+    model). ``shapes`` / ``shapes4``: fewer, larger objects, fills of low contrast, region hard
+    negatives that may change the kind. ``six_kinds`` is the demo's world, chosen by the ablations
+    of docs/demo_world.md: the first in which the tiny model learns the kind from its captions.
     """
     name: str
     long_side: tuple[int, int] = (224, 512)  # image long side in pixels, low and high (inclusive)
@@ -119,6 +120,27 @@ class WorldProfile:
     negative_attributes: tuple[str, ...] = ATTRIBUTES  # what region hard negatives may change
     colours: tuple[str, ...] = tuple(COLOURS)  # the colours objects are painted in (captions may name any)
     patterns: tuple[str, ...] = tuple(PATTERNS)  # the fills objects are drawn with
+    kinds: tuple[str, ...] = tuple(KINDS)  # the kinds drawn: the world's classes, in KINDS order
+    region_names: float = 0.0  # share of region short expressions that are the bare kind ("a circle")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The drawn kinds in ``KINDS`` order: category ids 1..K and label-map values follow it."""
+        return tuple(k for k in KINDS if k in self.kinds)
+
+    @property
+    def novel_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in self.classes if k in NOVEL_KINDS)
+
+    @property
+    def base_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k in self.classes if k not in NOVEL_KINDS)
+
+    def metainfo(self) -> dict:
+        """MMDetection ``metainfo`` of this world's detection / BoxClass files (English names)."""
+        return {"classes": tuple(kind_name(k, "en") for k in self.classes),
+                "base_classes": tuple(kind_name(k, "en") for k in self.base_kinds),
+                "novel_classes": tuple(kind_name(k, "en") for k in self.novel_kinds)}
 
 
 PROFILES = {
@@ -128,6 +150,13 @@ PROFILES = {
     "shapes4": WorldProfile("shapes4", long_side=(160, 256), objects=(1, 3), size_scale=1.4,
                             pattern_contrast=0.35, negative_attributes=("kind",) + ATTRIBUTES,
                             colours=("red", "green", "blue", "yellow"), patterns=("solid", "striped")),
+    # The demo's world (docs/demo_world.md): six kinds of distinct silhouette (star and crescent novel),
+    # two solid colours, and every region's short expression the bare kind ("a circle") against the
+    # other kinds' names, so the region losses carry the kind as a label would.
+    "six_kinds": WorldProfile("six_kinds", long_side=(160, 256), objects=(1, 3), size_scale=1.4,
+                              negative_attributes=("kind",) + ATTRIBUTES, colours=("red", "blue"),
+                              patterns=("solid",), region_names=1.0,
+                              kinds=("circle", "square", "triangle", "cross", "star", "crescent")),
 }
 
 

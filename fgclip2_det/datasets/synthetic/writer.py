@@ -39,8 +39,29 @@ FGOVD_TEST_TYPES = {"hard": "1_attributes", "medium": "2_attributes", "easy": "3
                     "trivial": "shuffle_negatives"}
 NEGATIVES_PER_ITEM = 10
 ALL_SPECS = [ObjectSpec(*f) for f in itertools.product(KINDS, SIZES, COLOURS, PATTERNS)]
-KIND_IDS = {k: i + 1 for i, k in enumerate(KINDS)}  # COCO category ids and label-map values
 IGNORE_INDEX = 255
+
+
+def kind_ids(kinds=tuple(KINDS)) -> dict[str, int]:
+    """COCO category ids and label-map values of a world's kinds: 1..K in ``KINDS`` order
+    (``WorldProfile.classes``)."""
+    return {k: i + 1 for i, k in enumerate(k for k in KINDS if k in kinds)}
+
+
+def name_negatives(kind: str, drawn: tuple[str, ...], rng: np.random.Generator) -> list[str]:
+    """Negatives of a bare-name region expression: every other drawn kind, then kinds the world
+    never draws, up to ``NEGATIVES_PER_ITEM``."""
+    others = [k for k in drawn if k != kind]
+    rest = [k for k in KINDS if k not in drawn]
+    return (others + pick(rest, max(0, NEGATIVES_PER_ITEM - len(others)), rng))[:NEGATIVES_PER_ITEM]
+
+
+def _kind_expression(kind: str, lang: str) -> str:
+    """"a circle" / "an arrow" / "一个圆形"."""
+    if lang == "zh":
+        return "一个" + kind_name(kind, "zh")
+    name = kind_name(kind, "en")
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def split_of(index: int) -> str:
@@ -56,9 +77,10 @@ def _render_one(job: tuple[str, int, int, str]) -> dict:
     split, name = split_of(index), f"{index:06d}"
     Image.fromarray(scene.image).save(Path(out_dir, "images", name + ".jpg"), quality=92)
     label = np.zeros((scene.height, scene.width), np.uint8)
+    ids = kind_ids(profile.kinds)
     for obj in scene.objects:
         label[obj.visible] = IGNORE_INDEX if (split == "train" and obj.spec.kind in NOVEL_KINDS) \
-            else KIND_IDS[obj.spec.kind]
+            else ids[obj.spec.kind]
     Image.fromarray(label).save(Path(out_dir, "seg", split, name + ".png"), compress_level=1)
 
     rles = [mask_utils.encode(np.asfortranarray(o.visible.astype(np.uint8))) for o in scene.objects]
@@ -70,9 +92,11 @@ def _render_one(job: tuple[str, int, int, str]) -> dict:
         negatives = hard_negatives(spec, others, rng, attributes=profile.negative_attributes)
         obj = {"spec": spec, "bbox": boxes[i], "area": int(mask_utils.area(rle)),
                "rle": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-               "negatives": negatives, "fgovd": {}}
+               "negatives": negatives, "name_negatives": None, "fgovd": {}}
         for lang in LANGS:
             obj[lang] = region_expressions(specs, boxes, scene.width, scene.height, i, lang)
+        if rng.random() < profile.region_names:
+            obj["name_negatives"] = name_negatives(spec.kind, profile.kinds, rng)
         if split == "val":
             obj["fgovd"] = {level: pick(changed_specs(spec, k, others), NEGATIVES_PER_ITEM, rng)
                             for level, k in FGOVD_LEVELS.items()}
@@ -104,11 +128,18 @@ def pretrain_items(records: list[dict], lang: str) -> list[dict]:
         for o in r["objects"]:
             x, y, w, h = o["bbox"]
             spec = o["spec"]
-            regions.append({
-                "bbox": [x / r["width"], y / r["height"], (x + w) / r["width"], (y + h) / r["height"]],
-                "short_expr": o[lang][0], "long_expr": o[lang][1], "flag_short_neg": 1,
-                "short_expr_negs": {str(k): n.describe(lang) for k, n in enumerate(o["negatives"])},
-                "neg_changes": [spec.differences(n) for n in o["negatives"]]})
+            box = [x / r["width"], y / r["height"], (x + w) / r["width"], (y + h) / r["height"]]
+            if o["name_negatives"] is None:
+                regions.append({
+                    "bbox": box, "short_expr": o[lang][0], "long_expr": o[lang][1], "flag_short_neg": 1,
+                    "short_expr_negs": {str(k): n.describe(lang) for k, n in enumerate(o["negatives"])},
+                    "neg_changes": [spec.differences(n) for n in o["negatives"]]})
+            else:  # the bare kind ("a circle"), its negatives the other kinds' names
+                regions.append({
+                    "bbox": box, "short_expr": _kind_expression(spec.kind, lang), "long_expr": o[lang][1],
+                    "flag_short_neg": 1,
+                    "short_expr_negs": {str(k): _kind_expression(n, lang) for k, n in enumerate(o["name_negatives"])},
+                    "neg_changes": [["kind"]] * len(o["name_negatives"])})
         item = {"f_path": f"images/{r['name']}.jpg", "caption": long, "short_caption": short, "bbox_info": regions}
         if lang == "zh":
             item["is_cn"] = True
@@ -116,22 +147,25 @@ def pretrain_items(records: list[dict], lang: str) -> list[dict]:
     return items
 
 
-def _coco_categories(fine: bool = False) -> list[dict]:
+def _coco_categories(kinds, fine: bool = False) -> list[dict]:
     if not fine:
-        return [{"id": KIND_IDS[k], "name": kind_name(k, "en"), "name_zh": kind_name(k, "zh"),
-                 "supercategory": "shape", "split": "novel" if k in NOVEL_KINDS else "base"} for k in KINDS]
+        return [{"id": i, "name": kind_name(k, "en"), "name_zh": kind_name(k, "zh"),
+                 "supercategory": "shape", "split": "novel" if k in NOVEL_KINDS else "base"}
+                for k, i in kind_ids(kinds).items()]
     cats = []
     for c, (c_en, c_zh, _) in COLOURS.items():
-        for k in KINDS:
+        for k in kind_ids(kinds):
             cats.append({"id": len(cats) + 1, "name": f"{c_en} {kind_name(k, 'en')}",
                          "name_zh": f"{c_zh}{kind_name(k, 'zh')}", "supercategory": kind_name(k, "en"),
                          "split": "novel" if k in NOVEL_KINDS else "base", "colour": c, "kind": k})
     return cats
 
 
-def coco_json(records, split: str, keep_kinds=tuple(KINDS), fine: bool = False) -> dict:
-    categories = _coco_categories(fine)
+def coco_json(records, split: str, kinds=tuple(KINDS), keep_kinds=None, fine: bool = False) -> dict:
+    """COCO file of a split; categories = the world's ``kinds``, annotations of ``keep_kinds`` (all)."""
+    categories = _coco_categories(kinds, fine)
     fine_ids = {(c["colour"], c["kind"]): c["id"] for c in categories} if fine else {}
+    ids, keep_kinds = kind_ids(kinds), kinds if keep_kinds is None else keep_kinds
     images, annotations = [], []
     for r in records:
         if r["split"] != split:
@@ -144,10 +178,10 @@ def coco_json(records, split: str, keep_kinds=tuple(KINDS), fine: bool = False) 
                 continue
             annotations.append({
                 "id": len(annotations) + 1, "image_id": r["index"],
-                "category_id": fine_ids[(spec.colour, spec.kind)] if fine else KIND_IDS[spec.kind],
+                "category_id": fine_ids[(spec.colour, spec.kind)] if fine else ids[spec.kind],
                 "bbox": o["bbox"], "area": o["area"], "segmentation": o["rle"], "iscrowd": 0,
                 "attributes": {a: getattr(spec, a) for a in ATTRIBUTES},
-                "caption": o["en"][0], "caption_zh": o["zh"][0]})
+                "caption": spec.describe("en"), "caption_zh": spec.describe("zh")})
     return {"info": {"description": "fgclip2_det synthetic world"}, "images": images,
             "annotations": annotations, "categories": categories}
 
@@ -206,7 +240,7 @@ def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
                    workers: int | None = None, profile: str = "fine") -> Path:
     """Renders ``num_images`` scenes and writes every format (module docstring). Returns the folder.
     ``profile``: how scenes are drawn and described (``vocab.PROFILES``: ``fine``, ``shapes``)."""
-    world_profile(profile)  # an unknown name fails before anything is written
+    kinds = world_profile(profile).kinds  # an unknown name fails before anything is written
     if num_images < VAL_EVERY:
         raise ValueError(f"need at least {VAL_EVERY} images for a train and a val split, got {num_images}")
     out = Path(out_dir)
@@ -217,25 +251,26 @@ def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
     files = world_files()
     for lang in LANGS:
         _write_json(out / files[f"pretrain_{lang}"], pretrain_items(records, lang))
-    base = tuple(k for k in KINDS if k not in NOVEL_KINDS)
-    _write_json(out / files["det_train_base"], coco_json(records, "train", keep_kinds=base))
-    _write_json(out / files["det_train_all"], coco_json(records, "train"))
-    _write_json(out / files["det_val"], coco_json(records, "val"))
-    _write_json(out / files["boxclass_fine_val"], coco_json(records, "val", fine=True))
+    base = world_profile(profile).base_kinds
+    novel = world_profile(profile).novel_kinds
+    _write_json(out / files["det_train_base"], coco_json(records, "train", kinds, keep_kinds=base))
+    _write_json(out / files["det_train_all"], coco_json(records, "train", kinds))
+    _write_json(out / files["det_val"], coco_json(records, "val", kinds))
+    _write_json(out / files["boxclass_fine_val"], coco_json(records, "val", kinds, fine=True))
     for level in FGOVD_TEST_TYPES:
         for lang in LANGS:
             _write_jsonl(out / files[f"fgovd_{level}_{lang}"], fgovd_items(records, level, lang, seed))
-    kinds = list(KINDS)
+    kinds = list(kind_ids(kinds))
     meta = {
         "version": 1, "seed": seed, "num_images": num_images, "profile": profile,
         "splits": {s: sum(r["split"] == s for r in records) for s in ("train", "val")},
         "classes": [kind_name(k, "en") for k in kinds], "classes_zh": [kind_name(k, "zh") for k in kinds],
         "base_classes": [kind_name(k, "en") for k in base],
-        "novel_classes": [kind_name(k, "en") for k in NOVEL_KINDS],
+        "novel_classes": [kind_name(k, "en") for k in novel],
         "attributes": {a: list(ATTRIBUTE_VALUES[a]) for a in ATTRIBUTES},
         "seg": {"classes": ["background"] + [kind_name(k, "en") for k in kinds],
                 "classes_zh": ["背景"] + [kind_name(k, "zh") for k in kinds],
-                "unseen_classes": [kind_name(k, "en") for k in NOVEL_KINDS], "ignore_index": IGNORE_INDEX},
+                "unseen_classes": [kind_name(k, "en") for k in novel], "ignore_index": IGNORE_INDEX},
         "files": files,
     }
     _write_json(out / "world.json", meta)
