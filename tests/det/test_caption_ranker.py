@@ -48,7 +48,7 @@ def test_fgovd_runner_matches_official_procedure(tmp_path, tiny_dir_either_mask,
     hard = [dict(img_path="val2017/voc.jpg", bbox=boxes[0], pos_expression=["A Person in RED"],
                  neg_expression=["a person in blue", "a dog", "a bottle"]),
             dict(img_path="val2017/voc.jpg", bbox=boxes[1], pos_expression=["a red car"],
-                 neg_expression=["A RED CAR", "a blue car"]),  # a tie: the same caption once lower-cased
+                 neg_expression=["A RED CAR"]),  # a tie: the same caption once lower-cased
             dict(img_path="val2017/voc.jpg", bbox=boxes[2], pos_expression=["a chair"], neg_expression=["a sofa"])]
     trivial = [dict(img_path="val2017/voc.jpg", bbox=boxes[3], pos_expression=["a bottle"],
                     neg_expression=["a cat", "a plane", "a boat", "a train"])]
@@ -75,7 +75,8 @@ def test_fgovd_runner_matches_official_procedure(tmp_path, tiny_dir_either_mask,
         got = pred["pred_instances"]["caption_scores"][0]
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
         difficulty = "hard" if pred["test_type"] == "1_attributes" else "trivial"
-        correct[difficulty].append(bool(torch.equal(expected.max(), expected[0])))
+        # a tie is a hit; the oracle encodes the two equal texts apart, which may differ in the last bit
+        correct[difficulty].append(bool(expected[0] >= expected.max() - 1e-6))
     assert torch.equal(preds[1]["pred_instances"]["caption_scores"][0, 0], preds[1]["pred_instances"]["caption_scores"][0, 1])
     assert correct["hard"][1] is True  # the tie
     assert metrics["fgovd/hard"] == pytest.approx(sum(correct["hard"]) / 3)
