@@ -358,6 +358,17 @@ def test_six_kinds_world_has_its_kinds_as_classes_and_bare_name_regions(six_kind
     assert all(r["short_expr"].startswith("一个") for r in zh)
 
 
+def test_a_profile_with_unknown_kinds_or_a_bad_share_is_an_error():
+    from fgclip2_det.datasets.synthetic.vocab import WorldProfile
+
+    with pytest.raises(ValueError, match=r"unknown: \['blob'\]"):
+        WorldProfile("p", kinds=("circle", "blob"))
+    with pytest.raises(ValueError, match="non-empty"):
+        WorldProfile("p", kinds=())
+    with pytest.raises(ValueError, match="region_names is a share"):
+        WorldProfile("p", region_names=1.5)
+
+
 def test_unknown_profile_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="unknown world profile 'nope'"):
         generate_world(tmp_path / "w", 10, profile="nope")

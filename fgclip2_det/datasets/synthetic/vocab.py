@@ -123,6 +123,14 @@ class WorldProfile:
     kinds: tuple[str, ...] = tuple(KINDS)  # the kinds drawn: the world's classes, in KINDS order
     region_names: float = 0.0  # share of region short expressions that are the bare kind ("a circle")
 
+    def __post_init__(self):
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if unknown or not self.kinds:
+            raise ValueError(f"world profile {self.name!r}: kinds must be a non-empty subset of {list(KINDS)}; "
+                             f"unknown: {unknown}")
+        if not 0.0 <= self.region_names <= 1.0:
+            raise ValueError(f"world profile {self.name!r}: region_names is a share in [0, 1], got {self.region_names}")
+
     @property
     def classes(self) -> tuple[str, ...]:
         """The drawn kinds in ``KINDS`` order: category ids 1..K and label-map values follow it."""

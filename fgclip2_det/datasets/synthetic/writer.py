@@ -42,10 +42,9 @@ ALL_SPECS = [ObjectSpec(*f) for f in itertools.product(KINDS, SIZES, COLOURS, PA
 IGNORE_INDEX = 255
 
 
-def kind_ids(kinds=tuple(KINDS)) -> dict[str, int]:
-    """COCO category ids and label-map values of a world's kinds: 1..K in ``KINDS`` order
-    (``WorldProfile.classes``)."""
-    return {k: i + 1 for i, k in enumerate(k for k in KINDS if k in kinds)}
+def kind_ids(classes=tuple(KINDS)) -> dict[str, int]:
+    """COCO category ids and label-map values of a world's classes (``WorldProfile.classes``): 1..K."""
+    return {k: i + 1 for i, k in enumerate(classes)}
 
 
 def name_negatives(kind: str, drawn: tuple[str, ...], rng: np.random.Generator) -> list[str]:
@@ -77,7 +76,7 @@ def _render_one(job: tuple[str, int, int, str]) -> dict:
     split, name = split_of(index), f"{index:06d}"
     Image.fromarray(scene.image).save(Path(out_dir, "images", name + ".jpg"), quality=92)
     label = np.zeros((scene.height, scene.width), np.uint8)
-    ids = kind_ids(profile.kinds)
+    ids = kind_ids(profile.classes)
     for obj in scene.objects:
         label[obj.visible] = IGNORE_INDEX if (split == "train" and obj.spec.kind in NOVEL_KINDS) \
             else ids[obj.spec.kind]
@@ -95,7 +94,7 @@ def _render_one(job: tuple[str, int, int, str]) -> dict:
                "negatives": negatives, "name_negatives": None, "fgovd": {}}
         for lang in LANGS:
             obj[lang] = region_expressions(specs, boxes, scene.width, scene.height, i, lang)
-        if rng.random() < profile.region_names:
+        if profile.region_names and rng.random() < profile.region_names:  # other profiles: stream as before
             obj["name_negatives"] = name_negatives(spec.kind, profile.kinds, rng)
         if split == "val":
             obj["fgovd"] = {level: pick(changed_specs(spec, k, others), NEGATIVES_PER_ITEM, rng)
@@ -240,7 +239,7 @@ def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
                    workers: int | None = None, profile: str = "fine") -> Path:
     """Renders ``num_images`` scenes and writes every format (module docstring). Returns the folder.
     ``profile``: how scenes are drawn and described (``vocab.PROFILES``: ``fine``, ``shapes``)."""
-    kinds = world_profile(profile).kinds  # an unknown name fails before anything is written
+    world = world_profile(profile)  # an unknown name fails before anything is written
     if num_images < VAL_EVERY:
         raise ValueError(f"need at least {VAL_EVERY} images for a train and a val split, got {num_images}")
     out = Path(out_dir)
@@ -251,8 +250,7 @@ def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
     files = world_files()
     for lang in LANGS:
         _write_json(out / files[f"pretrain_{lang}"], pretrain_items(records, lang))
-    base = world_profile(profile).base_kinds
-    novel = world_profile(profile).novel_kinds
+    kinds, base, novel = world.classes, world.base_kinds, world.novel_kinds
     _write_json(out / files["det_train_base"], coco_json(records, "train", kinds, keep_kinds=base))
     _write_json(out / files["det_train_all"], coco_json(records, "train", kinds))
     _write_json(out / files["det_val"], coco_json(records, "val", kinds))
@@ -260,7 +258,6 @@ def generate_world(out_dir: str | Path, num_images: int = 200, seed: int = 0,
     for level in FGOVD_TEST_TYPES:
         for lang in LANGS:
             _write_jsonl(out / files[f"fgovd_{level}_{lang}"], fgovd_items(records, level, lang, seed))
-    kinds = list(kind_ids(kinds))
     meta = {
         "version": 1, "seed": seed, "num_images": num_images, "profile": profile,
         "splits": {s: sum(r["split"] == s for r in records) for s in ("train", "val")},
