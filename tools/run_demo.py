@@ -17,8 +17,10 @@ from the repository's config and only moves paths and run lengths:
  7. ``tools/demo_report.py``              ``OUT/report.md``: results table, loss curves, per-class
                                            bars, held-out detections and segmentations
 
-``--quick`` shrinks every phase (tens of images, a few iterations) to check the plumbing in about
-two minutes; its numbers mean nothing. The default takes about 17 minutes on 2 CPU cores.
+A phase starts once the phases whose outputs it reads are done (``Phase.after``). ``--quick`` shrinks
+every phase (tens of images, a few iterations) to check the plumbing in under two minutes, two phases
+at a time (``Scale.jobs``); its numbers mean nothing. The default runs one phase at a time with every
+core and takes about 17 minutes on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,13 +70,15 @@ class Scale:
     init: str = "test"  # the random weights (tools/make_tiny_checkpoint.py --init)
     bootstrap_samples: int = 1000  # ensemble vs detector-only, paired bootstrap over images
     seed: int = 0  # of the world and of the random weights (the runners' own seed is the configs')
+    jobs: int = 1  # phases run at once when their inputs are ready; each then gets cpu_count // jobs threads
 
 
 FULL = Scale(images=3000, stage1_iters=300, stage2_iters=400, det_iters=300, seg_iters=250)
 QUICK = Scale(images=40, stage1_iters=6, stage2_iters=4, det_iters=6, seg_iters=6, stage1_batch=8,
               stage2_batch=4, det_batch=2, seg_batch=2, log_interval=2,
               det_score_thr=0.0,  # a few iterations score below 0.05: keep every box so AP50 exists
-              bootstrap_samples=50)
+              bootstrap_samples=50,
+              jobs=2)  # its phases mostly import and start up (~6 s each): two at a time, one thread each
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Phase:
     metrics: str | None = None  # metrics JSON this phase writes (tools/test.py --metrics-out)
     runner: bool = True         # an MMEngine runner: progress from its log lines
     work_dir: str | None = None
+    after: tuple[str, ...] = ()  # the phases whose outputs it reads (by name): it starts once they are done
     seconds: float = 0.0
 
     @property
@@ -195,24 +201,28 @@ EVAL_LABELS = {"fgovd": "FG-OVD hard", "boxclass": "BoxClass", "boxclass_fine": 
 
 
 def plan(out: Path, scale: Scale) -> list[Phase]:
-    """Every phase of the run, in order, with the exact command a user would type."""
+    """Every phase of the run, in order, with the exact command a user would type and the phases whose
+    outputs it reads. Phases that share a work dir follow one another (MMEngine names its log folder
+    by the second it starts)."""
     ckpt = out / "checkpoints"
+    world = "synthetic world"
     phases = [
-        Phase("synthetic world", ["tools/make_synthetic_world.py", str(out / "world"), "--images", str(scale.images),
-                                  "--seed", str(scale.seed), "--profile", scale.profile], runner=False),
+        Phase(world, ["tools/make_synthetic_world.py", str(out / "world"), "--images", str(scale.images),
+                      "--seed", str(scale.seed), "--profile", scale.profile], runner=False),
         Phase("tiny FG-CLIP 2 (random init)", ["tools/make_tiny_checkpoint.py", str(ckpt / "init"),
                                                "--seed", str(scale.seed), "--init", scale.init], runner=False),
     ]
-    init = ckpt / "init"
+    init, exported = ckpt / "init", {}
     for stage in (1, 2):
         iters = scale.stage1_iters if stage == 1 else scale.stage2_iters
         work = out / f"stage{stage}"
         phases.append(Phase(f"pretrain stage {stage}", ["tools/train.py", pretrain_config(out, stage, init, scale),
-                                                        "--work-dir", str(work)], work_dir=str(work)))
+                                                        "--work-dir", str(work)], work_dir=str(work),
+                            after=(world, phases[-1].name)))
         export = ["tools/export_checkpoint.py", str(work / f"iter_{iters}.pth"), str(ckpt / f"stage{stage}")]
         phases.append(Phase(f"export stage {stage}", export + (["--copy-region-heads"] if stage == 1 else []),
-                            runner=False))
-        init = ckpt / f"stage{stage}"
+                            runner=False, after=(phases[-1].name,)))
+        init, exported[stage] = ckpt / f"stage{stage}", phases[-1].name
     for stage in (1, 2):
         model = ckpt / f"stage{stage}"
         for task, base, settings in (
@@ -226,46 +236,84 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
             phases.append(Phase(f"{EVAL_LABELS[task]}, stage {stage}",
                                 ["tools/test.py", cfg, "--work-dir", str(out / "eval" / name),
                                  "--metrics-out", str(out / "metrics" / f"{name}.json")],
-                                metrics=str(out / "metrics" / f"{name}.json")))
+                                metrics=str(out / "metrics" / f"{name}.json"), after=(exported[stage],)))
     for task, cfg, iters in (("ovd", detector_config(out, ckpt / "stage2", scale), scale.det_iters),
                              ("ovseg", segmentor_config(out, ckpt / "stage2", scale), scale.seg_iters)):
         work = out / task
         label = "open-vocabulary detector" if task == "ovd" else "segmentation decoder"
-        phases.append(Phase(f"train {label}", ["tools/train.py", cfg, "--work-dir", str(work)], work_dir=str(work)))
+        train = Phase(f"train {label}", ["tools/train.py", cfg, "--work-dir", str(work)], work_dir=str(work),
+                      after=(exported[2],))
+        phases.append(train)
         test = ["tools/test.py", cfg, str(work / f"iter_{iters}.pth"), "--work-dir", str(work)]
         metrics = str(out / "metrics" / f"{task}.json")
         if task == "ovd":  # the report draws the top boxes of these dumped predictions
             phases.append(Phase(f"test {label}", [*test, "--out", str(work / "predictions.pkl"),
-                                                  "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
+                                                  "--metrics-out", metrics], metrics=metrics, work_dir=str(work),
+                                after=(train.name,)))
             alone = str(out / "metrics" / "ovd_detector_only.json")
             phases.append(Phase("test detector alone (no FG-CLIP 2 ensemble)",
                                 [*test, "--out", str(work / "predictions_detector_only.pkl"), "--metrics-out", alone,
-                                 "--cfg-options", "model.roi_head.ensemble=None"], metrics=alone, work_dir=str(work)))
+                                 "--cfg-options", "model.roi_head.ensemble=None"], metrics=alone, work_dir=str(work),
+                                after=(phases[-1].name,)))
             gain = str(out / "metrics" / "ovd_ensemble_gain.json")
             phases.append(Phase("ensemble vs detector alone (paired bootstrap)",
                                 ["tools/compare_ap50.py", cfg, f"{out / 'world'}/det/instances_val_all.json",
                                  str(work / "predictions_detector_only.pkl"), str(work / "predictions.pkl"),
                                  "--samples", str(scale.bootstrap_samples), "--json-out", gain],
-                                metrics=gain, runner=False))
+                                metrics=gain, runner=False, after=(phases[-1].name,)))
         else:  # label maps draw slowly (~1 s each): evaluate, then draw the first few held-out images
-            phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work)))
+            phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work),
+                                after=(train.name,)))
             phases.append(Phase("draw held-out segmentations", [*test, "--show-dir", "examples", "--cfg-options",
                                                                   f"test_dataloader.dataset.indices={EXAMPLES}"],
-                                work_dir=str(work)))
+                                work_dir=str(work), after=(phases[-1].name,)))
     return phases
 
 
-def run_phase(phase: Phase, index: int, count: int, log_dir: Path) -> None:
-    """Runs one tool, its output to ``log_dir``; the bar follows the progress lines of its log."""
+def run_phases(phases: list[Phase], jobs: int, log_dir: Path) -> None:
+    """Runs ``phases`` in plan order, up to ``jobs`` at once, each as soon as the phases it reads are
+    done. On a failure the phases still running are stopped and the first failure is raised."""
+    count, done, running = len(phases) + 1, set(), {}
+    pending = list(enumerate(phases, 1))
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None  # None: the tools' own default
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for item in [item for item in pending if set(item[1].after) <= done][:jobs - len(running)]:
+                pending.remove(item)
+                slot = min(set(range(jobs)) - {s for s, _ in running.values()})
+                running[pool.submit(run_phase, item[1], item[0], count, log_dir, slot if jobs > 1 else None,
+                                    threads)] = (slot, item[1])
+            if not running:
+                raise PhaseFailed(f"phases waiting on phases that never run: {[p.name for _, p in pending]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                _, phase = running.pop(future)
+                if future.exception() is not None:
+                    for proc in list(_LIVE):
+                        proc.terminate()
+                    raise future.exception()
+                done.add(phase.name)
+
+
+_LIVE: set[subprocess.Popen] = set()  # the tools running now, stopped when another phase fails
+
+
+def run_phase(phase: Phase, index: int, count: int, log_dir: Path, slot: int | None = None,
+              threads: int | None = None) -> None:
+    """Runs one tool, its output to ``log_dir``; the bar follows the progress lines of its log. Beside
+    other phases: its bar on line ``slot``, a line when it ends, ``threads`` as its OMP_NUM_THREADS."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{index:02d}_{re.sub(r'[^a-z0-9]+', '_', phase.name.lower()).strip('_')}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     pattern = RUNNER_PROGRESS if phase.runner else TQDM_PROGRESS
     start = time.perf_counter()
     with tqdm(total=1, desc=f"[{index}/{count}] {phase.name}", unit="it", dynamic_ncols=True,
-              file=sys.stdout, leave=True) as bar, open(log, "w", encoding="utf-8") as sink:
+              file=sys.stdout, leave=slot is None, position=slot) as bar, open(log, "w", encoding="utf-8") as sink:
         proc = subprocess.Popen([sys.executable, *phase.argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
+        _LIVE.add(proc)
         pending = ""
         for chunk in iter(lambda: proc.stdout.read1(65536), b""):
             text = chunk.decode("utf-8", errors="replace")
@@ -274,11 +322,15 @@ def run_phase(phase: Phase, index: int, count: int, log_dir: Path) -> None:
             for line in lines:
                 _advance(bar, line, pattern)
         code = proc.wait()
+        _LIVE.discard(proc)
         _advance(bar, pending, pattern)
         if code == 0:
             bar.n = bar.total
             bar.refresh()
     phase.seconds = time.perf_counter() - start
+    if slot is not None:  # bars beside others are cleared when done: say so on a line of its own
+        tqdm.write(f"[{index}/{count}] {phase.name}: {'done' if code == 0 else 'failed'} in {phase.seconds:.0f} s",
+                   file=sys.stdout)
     if code != 0:
         tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-25:])
         raise PhaseFailed(f"phase '{phase.name}' failed (exit {code}); command: {phase.command}\n"
@@ -342,8 +394,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     print(f"run_demo: {'quick' if args.quick else 'full'} run into {out} ({len(phases) + 1} phases)", flush=True)
     try:
-        for i, phase in enumerate(phases, 1):
-            run_phase(phase, i, len(phases) + 1, out / "logs")
+        run_phases(phases, scale.jobs, out / "logs")
     except PhaseFailed as err:
         raise SystemExit(f"run_demo: error: {err}") from None
     summary = dict(mode="quick" if args.quick else "full", scale=asdict(scale), out=str(out),

@@ -131,6 +131,54 @@ def test_a_failing_phase_names_itself_and_its_log(tmp_path):
     assert str(tmp_path / "logs" / "01_broken_phase.log") in message
 
 
+def _timed_phase(tmp_path, name, seconds, after=(), fail=False):
+    """A phase whose script records when it ran (OUT/<name>.json), sleeps, then exits (1 if ``fail``)."""
+    script = tmp_path / f"{name}.py"
+    script.write_text(f"import json, sys, time\nstart = time.time(); time.sleep({seconds})\n"
+                      f"open({str(tmp_path / (name + '.json'))!r}, 'w').write(json.dumps([start, time.time()]))\n"
+                      f"sys.exit({int(fail)})\n")
+    return run_demo.Phase(name, [str(script)], runner=False, after=tuple(after))
+
+
+def test_phases_run_side_by_side_once_what_they_read_is_done(tmp_path):
+    phases = [_timed_phase(tmp_path, "world", 0.2), _timed_phase(tmp_path, "a", 1.5, ["world"]),
+              _timed_phase(tmp_path, "b", 1.5, ["world"]), _timed_phase(tmp_path, "c", 0.1, ["a", "b"])]
+    run_demo.run_phases(phases, 2, tmp_path / "logs")
+    spans = {p.name: json.loads((tmp_path / f"{p.name}.json").read_text()) for p in phases}
+    assert spans["a"][0] >= spans["world"][1] and spans["b"][0] >= spans["world"][1]
+    assert spans["a"][0] < spans["b"][1] and spans["b"][0] < spans["a"][1]  # a and b overlapped
+    assert spans["c"][0] >= max(spans["a"][1], spans["b"][1])
+    assert all(p.seconds > 0 for p in phases)
+
+
+def test_one_job_runs_the_phases_one_after_another(tmp_path):
+    phases = [_timed_phase(tmp_path, "a", 0.3), _timed_phase(tmp_path, "b", 0.3)]
+    run_demo.run_phases(phases, 1, tmp_path / "logs")
+    assert json.loads((tmp_path / "b.json").read_text())[0] >= json.loads((tmp_path / "a.json").read_text())[1]
+
+
+def test_a_failing_phase_stops_the_phases_beside_it(tmp_path):
+    phases = [_timed_phase(tmp_path, "slow", 60), _timed_phase(tmp_path, "broken", 0.1, fail=True),
+              _timed_phase(tmp_path, "later", 0.1, ["broken"])]
+    with pytest.raises(run_demo.PhaseFailed, match="broken"):
+        run_demo.run_phases(phases, 2, tmp_path / "logs")
+    assert phases[0].seconds < 30  # stopped, not waited for
+    assert not (tmp_path / "slow.json").exists() and not (tmp_path / "later.json").exists()
+
+
+def test_every_phase_reads_only_phases_planned_before_it(tmp_path):
+    for scale in (run_demo.QUICK, run_demo.FULL):
+        upstream, phases = {}, run_demo.plan(tmp_path / "run", scale)
+        for phase in phases:
+            assert set(phase.after) <= set(upstream), (phase.name, phase.after)
+            upstream[phase.name] = set(phase.after).union(*(upstream[a] for a in phase.after))
+        assert len(upstream) == len(phases)  # names are unique
+        for i, first in enumerate(phases):  # MMEngine's log folder is named by the second: one runner at a time
+            for later in phases[i + 1:]:
+                if first.work_dir and first.work_dir == later.work_dir:
+                    assert first.name in upstream[later.name], (first.name, later.name)
+
+
 def test_report_marks_missing_numbers():
     assert fmt(None) == "—" and fmt(float("nan")) == "—" and fmt(0.12345) == "0.123" and fmt(7.0, 1) == "7.0"
 
