@@ -51,11 +51,11 @@ def make_images():
 
 @pytest.fixture(scope="session")
 def quick_demo(tmp_path_factory):
-    """The folder of one ``make demo QUICK=1`` run (under two minutes on 2 cores), run once per
+    """The folder of one ``make demo QUICK=1`` run (about 7 minutes on 2 cores), run once per
     session: tests/tools/test_demo_pipeline.py checks what it made, tests/apps/test_serve_demo.py
     serves its models."""
     out = tmp_path_factory.mktemp("demo")
     proc = subprocess.run([sys.executable, "tools/run_demo.py", "--quick", "--out", str(out)],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"run_demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out
