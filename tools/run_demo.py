@@ -129,6 +129,12 @@ def schedule(iters: int, warmup: int, final: dict) -> list[dict]:
             dict(final, by_epoch=False, begin=warmup, end=iters)]
 
 
+def log_interval(scale: Scale, iters: int) -> int:
+    """The runner's logging interval: ``scale.log_interval``, or shorter in a run of a few
+    iterations, so that its loss curve still has a first and a last point."""
+    return max(1, min(scale.log_interval, iters // 3))
+
+
 def pretrain_config(out: Path, stage: int, init: Path, scale: Scale) -> str:
     iters = scale.stage1_iters if stage == 1 else scale.stage2_iters
     batch = scale.stage1_batch if stage == 1 else scale.stage2_batch
@@ -139,7 +145,8 @@ def pretrain_config(out: Path, stage: int, init: Path, scale: Scale) -> str:
                               dataset=dict(data_root=f"{out / 'world'}/")),
         train_cfg=dict(max_iters=iters),
         param_scheduler=schedule(iters, 30, dict(type="CosineAnnealingLR", T_max=iters, eta_min=1e-5)),
-        default_hooks=dict(logger=dict(interval=scale.log_interval), checkpoint=dict(interval=iters, max_keep_ckpts=1)))
+        default_hooks=dict(logger=dict(interval=log_interval(scale, iters)),
+                           checkpoint=dict(interval=iters, max_keep_ckpts=1)))
 
 
 # The text classifiers' prompts in every demo phase: the region form the world's captions teach ("a
@@ -181,7 +188,7 @@ def detector_config(out: Path, backbone: Path, scale: Scale) -> str:
         val_dataloader=None, val_evaluator=None, val_cfg=None,   # evaluated once, by tools/test.py
         train_cfg=dict(max_iters=iters, val_interval=iters),
         param_scheduler=schedule(iters, 50, dict(type="CosineAnnealingLR", T_max=iters, eta_min=1e-5)),
-        default_hooks=dict(logger=dict(interval=scale.log_interval),
+        default_hooks=dict(logger=dict(interval=log_interval(scale, iters)),
                            checkpoint=dict(interval=iters, save_best=None),
                            visualization=dict(score_thr=0.3)))
 
@@ -196,7 +203,7 @@ def segmentor_config(out: Path, backbone: Path, scale: Scale) -> str:
         val_dataloader=None, val_evaluator=None, val_cfg=None,
         train_cfg=dict(max_iters=iters, val_interval=iters),
         param_scheduler=schedule(iters, 50, dict(type="PolyLR", eta_min=0.0, power=0.9)),
-        default_hooks=dict(logger=dict(interval=scale.log_interval), checkpoint=dict(interval=iters)))
+        default_hooks=dict(logger=dict(interval=log_interval(scale, iters)), checkpoint=dict(interval=iters)))
 
 
 # ------------------------------------------------------------------------------------- phases

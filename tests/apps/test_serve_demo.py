@@ -481,7 +481,7 @@ def full_demo_page(tmp_path_factory, browser):
     manifest = FULL_DEMO / "serve.json"
     if not manifest.is_file() or json.loads(manifest.read_text()).get("mode") != "full":
         pytest.skip("needs a full `make demo` run in work_dirs/demo (about 20 minutes on 2 cores); the quick run "
-                    "that `make test` makes trains too briefly to name kinds")
+                    "that `make test` makes trains its detector 6 iterations, too briefly to name kinds")
     yield from _demo_page(FULL_DEMO, tmp_path_factory, browser)
 
 
