@@ -20,7 +20,7 @@ from the repository's config and only moves paths and run lengths:
 A phase starts once the phases whose outputs it reads are done (``Phase.after``). ``--quick`` runs a
 1,000-image world with a short stage 1 and the full stage 2, enough to learn the kind. Its detector
 and segmentor take a few iterations and only check the plumbing. It runs two phases at a time
-(``Scale.jobs``) and takes about 7 minutes. The default runs one phase at a time with every core
+(``Scale.jobs``) and takes about 8.5 minutes. The default runs one phase at a time with every core
 and takes about 16 minutes on 2 CPU cores.
 """
 from __future__ import annotations
