@@ -71,7 +71,7 @@ class Scale:
     init: str = "test"  # the random weights (tools/make_tiny_checkpoint.py --init)
     bootstrap_samples: int = 1000  # ensemble vs detector-only, paired bootstrap over images
     seed: int = 0  # of the world and of the random weights (the runners' own seed is the configs')
-    jobs: int = 1  # phases at once, each when its inputs are ready; a non-training one then gets cpu_count // jobs threads
+    jobs: int = 1  # phases at once, each when its inputs are ready; a non-training one gets cpu_count // jobs threads
 
 
 FULL = Scale(images=3000, stage1_iters=300, stage2_iters=400, det_iters=300, seg_iters=250)
