@@ -56,6 +56,9 @@ class FGCLIP2Pretrainer(BaseModel):
         frozen: parameter-name prefixes of ``fgclip`` to freeze, e.g. ``("text_model",)``.
         grad_checkpointing: recompute encoder blocks in backward (memory for time).
         amp_dtype: e.g. "bfloat16": autocast the forward (works on CPU and GPU).
+        unique_texts: encode each distinct token row of a batch once and share its embedding (the
+            text tower reads each text alone, without dropout, so the losses and gradients are the
+            same up to float rounding; worlds with a small vocabulary repeat most region texts).
     """
 
     SUMMED_STATS = ("replaced_samples", "hard_dropped", "nonfinite_ranks")
@@ -63,7 +66,7 @@ class FGCLIP2Pretrainer(BaseModel):
     def __init__(self, checkpoint=None, preset=None, config_overrides=None, stage=2, loss_weights=None,
                  sigmoid_mode="reduce", fine_grained_scale=math.log(100), hard_negative_scale=math.log(100),
                  tic_threshold=0.95, tic_topk=10, copy_dense_head=False, frozen=(), grad_checkpointing=False,
-                 amp_dtype=None, data_preprocessor=None, init_cfg=None):
+                 amp_dtype=None, unique_texts=True, data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
@@ -87,6 +90,7 @@ class FGCLIP2Pretrainer(BaseModel):
         # bad samples replaced so far on all ranks; a buffer, so it survives --resume
         self.register_buffer("replaced_samples_total", torch.zeros((), dtype=torch.long))
         self.amp_dtype = getattr(torch, amp_dtype) if isinstance(amp_dtype, str) else amp_dtype
+        self.unique_texts = bool(unique_texts)
         self.fgclip.vision_model.encoder.grad_checkpointing = grad_checkpointing
         self.fgclip.text_model.encoder.grad_checkpointing = grad_checkpointing
         prefixes = tuple(frozen) + (STAGE1_UNUSED if stage == 1 else ())
@@ -153,24 +157,35 @@ class FGCLIP2Pretrainer(BaseModel):
         out["replaced_samples_total"] = self.replaced_samples_total.detach().float().cpu()
         return out
 
+    def _encode_text(self, input_ids: torch.Tensor, kind: str) -> torch.Tensor:
+        if not self.unique_texts or input_ids.shape[0] < 2:
+            return self.fgclip.encode_text(input_ids, kind)
+        distinct, inverse = torch.unique(input_ids, dim=0, return_inverse=True)
+        if distinct.shape[0] == input_ids.shape[0]:
+            return self.fgclip.encode_text(input_ids, kind)
+        return self.fgclip.encode_text(distinct, kind)[inverse]
+
     def _loss_terms(self, images, text_long, text_short, region_texts, region_boxes, hard_texts, hard_boxes):
         fg = self.fgclip
         feats = fg.vision_features(images, with_dense=self.stage == 2)
         img = F.normalize(feats.image_embeds, dim=-1)
         terms = {
-            "global_long": self.sigmoid_loss(img, fg.encode_text(text_long, "long"), fg.logit_scale, fg.logit_bias),
-            "global_short": self.sigmoid_loss(img, fg.encode_text(text_short, "short"), fg.logit_scale,
+            "global_long": self.sigmoid_loss(img, self._encode_text(text_long, "long"), fg.logit_scale,
+                                             fg.logit_bias),
+            "global_short": self.sigmoid_loss(img, self._encode_text(text_short, "short"), fg.logit_scale,
                                               fg.logit_bias),
         }
         if self.stage == 1:
             return terms
         regions = torch.cat(fg.pool_regions(feats.dense_maps, region_boxes))
-        region_text = fg.encode_text(region_texts, "box")
+        n_hard, n_texts, length = hard_texts.shape
+        # region and hard-negative texts share the box head: one pass over both
+        box_texts = self._encode_text(torch.cat([region_texts, hard_texts.reshape(-1, length)]), "box")
+        region_text, texts = box_texts.split([region_texts.shape[0], n_hard * n_texts])
+        texts = texts.reshape(n_hard, n_texts, fg.config.embed_dim)
         terms["fgv"] = self.fgv_loss(regions, region_text, self.logit_scale_finegrained)
         terms["tic"] = self.tic_loss(region_text)
-        n_hard, n_texts, length = hard_texts.shape
         hard_regions = torch.cat(fg.pool_regions(feats.dense_maps, hard_boxes))
-        texts = fg.encode_text(hard_texts.reshape(-1, length), "box").reshape(n_hard, n_texts, fg.config.embed_dim)
         terms["fgt"] = self.fgt_loss(hard_regions, texts, self.logit_scale_hardneg)
         terms["hc"] = self.hc_loss(hard_regions, texts, self.logit_scale_hardneg)
         logits = hard_negative_logits(hard_regions, texts, self.logit_scale_hardneg)

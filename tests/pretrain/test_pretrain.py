@@ -295,6 +295,31 @@ def test_grad_checkpointing_gives_the_same_loss_and_gradients(world, tiny_dir):
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
 
 
+def test_unique_texts_encodes_each_text_once_with_the_same_losses_and_gradients(world, tiny_dir):
+    ds = dataset(world)
+    batch = naflex_pretrain_collate([ds[0], ds[0], ds[1]], tokenizer=str(tiny_dir))  # repeats every text of item 0
+    rows, results = [], []
+    for flag in (False, True):
+        m = FGCLIP2Pretrainer(checkpoint=str(tiny_dir), unique_texts=flag)
+        seen = []
+        m.fgclip.text_model.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+        out = m(**batch)
+        total = sum(v for k, v in out.items() if k.startswith("loss"))
+        total.backward()
+        rows.append(sum(seen))
+        results.append(({k: float(v) for k, v in out.items() if k.startswith("loss")},
+                         m.fgclip.text_model.embeddings.token_embedding.weight.grad.clone(),
+                         m.fgclip.boxtext_head.weight.grad.clone()))
+    box_rows = torch.cat([batch["region_texts"], batch["hard_texts"].reshape(-1, 64)])
+    distinct = sum(torch.unique(t, dim=0).shape[0] for t in (batch["text_long"], batch["text_short"], box_rows))
+    assert rows == [batch["text_long"].shape[0] + batch["text_short"].shape[0] + box_rows.shape[0], distinct]
+    assert rows[1] < rows[0]
+    (plain, tok_plain, head_plain), (unique, tok_unique, head_unique) = results
+    assert unique == pytest.approx(plain, abs=1e-5)
+    # float rounding only: the gradients of repeated rows are summed in another order
+    assert torch.allclose(tok_unique, tok_plain, atol=1e-5) and torch.allclose(head_unique, head_plain, atol=1e-5)
+
+
 def test_bf16_autocast_option(world, tiny_dir):
     batch = naflex_pretrain_collate([dataset(world, region_caption="short")[i] for i in range(3)],
                                     tokenizer=str(tiny_dir))
