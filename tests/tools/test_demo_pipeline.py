@@ -174,6 +174,16 @@ def test_one_job_runs_the_phases_one_after_another(tmp_path):
     assert json.loads((tmp_path / "b.json").read_text())[0] >= json.loads((tmp_path / "a.json").read_text())[1]
 
 
+def test_nothing_new_starts_beside_a_training_phase(tmp_path):
+    trainer = _timed_phase(tmp_path, "train", 2.0)
+    trainer.all_cores = True
+    phases = [_timed_phase(tmp_path, "a", 1.0), trainer, _timed_phase(tmp_path, "b", 0.1)]
+    run_demo.run_phases(phases, 2, tmp_path / "logs")
+    spans = {p.name: json.loads((tmp_path / f"{p.name}.json").read_text()) for p in phases}
+    assert spans["train"][0] < spans["a"][1]  # started beside a phase already running
+    assert spans["b"][0] >= spans["train"][1]  # a's slot freed early, but b waited for the trainer
+
+
 def test_a_failing_phase_stops_the_phases_beside_it(tmp_path):
     phases = [_timed_phase(tmp_path, "slow", 60), _timed_phase(tmp_path, "broken", 0.1, fail=True),
               _timed_phase(tmp_path, "later", 0.1, ["broken"])]
