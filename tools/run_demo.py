@@ -17,11 +17,11 @@ from the repository's config and only moves paths and run lengths:
  7. ``tools/demo_report.py``              ``OUT/report.md``: results table, loss curves, per-class
                                            bars, held-out detections and segmentations
 
-A phase starts once the phases whose outputs it reads are done (``Phase.after``). ``--quick`` runs a
-1,000-image world with a short stage 1 and the full stage 2, enough to learn the kind. Its detector
-and segmentor take a few iterations and only check the plumbing. It runs two phases at a time
-(``Scale.jobs``) and takes about 8.5 minutes. The default runs one phase at a time with every core
-and takes about 16 minutes on 2 CPU cores.
+A phase starts once the phases whose outputs it reads are done (``Phase.after``), two at a time
+(``Scale.jobs``); a training phase keeps every core and nothing new starts beside it. The default
+trains stage 2 for 1,600 it x 16 on 3,000 images and takes about FULLMIN minutes on 2 CPU cores.
+``--quick`` runs a 1,000-image world with stage 2 at 400 it x 16, enough to learn the kind, in
+about 4 minutes; its detector and segmentor take a few iterations and only check the plumbing.
 """
 from __future__ import annotations
 
@@ -216,8 +216,8 @@ EVAL_LABELS = {"fgovd": "FG-OVD hard", "boxclass": "BoxClass", "boxclass_fine": 
 def plan(out: Path, scale: Scale) -> list[Phase]:
     """Every phase of the run, in order, with the exact command a user would type and the phases whose
     outputs it reads. Phases that share a work dir follow one another (MMEngine names its log folder
-    by the second it starts). The detector and segmentor come before the evaluations, which are short
-    and read only the exported models: with ``jobs`` > 1 the longest chain starts first."""
+    by the second it starts). The detector and segmentor train first, each with the cores to itself;
+    their tests and the short evaluations of the exported models then run ``jobs`` at a time."""
     ckpt = out / "checkpoints"
     world = "synthetic world"
     phases = [
@@ -237,19 +237,19 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
         phases.append(Phase(f"export stage {stage}", export + (["--copy-region-heads"] if stage == 1 else []),
                             runner=False, after=(phases[-1].name,)))
         init, exported[stage] = ckpt / f"stage{stage}", phases[-1].name
-    for task, cfg, iters in (("ovd", detector_config(out, ckpt / "stage2", scale), scale.det_iters),
-                             ("ovseg", segmentor_config(out, ckpt / "stage2", scale), scale.seg_iters)):
-        work = out / task
-        label = "open-vocabulary detector" if task == "ovd" else "segmentation decoder"
-        train = Phase(f"train {label}", ["tools/train.py", cfg, "--work-dir", str(work)], work_dir=str(work),
-                      after=(exported[2],), all_cores=True)
-        phases.append(train)
+    tasks = (("ovd", "open-vocabulary detector", detector_config(out, ckpt / "stage2", scale), scale.det_iters),
+             ("ovseg", "segmentation decoder", segmentor_config(out, ckpt / "stage2", scale), scale.seg_iters))
+    for task, label, cfg, _ in tasks:  # both trainings first: each has the cores to itself, then the tests pair up
+        phases.append(Phase(f"train {label}", ["tools/train.py", cfg, "--work-dir", str(out / task)],
+                            work_dir=str(out / task), after=(exported[2],), all_cores=True))
+    for task, label, cfg, iters in tasks:
+        work, trained = out / task, f"train {label}"
         test = ["tools/test.py", cfg, str(work / f"iter_{iters}.pth"), "--work-dir", str(work)]
         metrics = str(out / "metrics" / f"{task}.json")
         if task == "ovd":  # the report draws the top boxes of these dumped predictions
             phases.append(Phase(f"test {label}", [*test, "--out", str(work / "predictions.pkl"),
                                                   "--metrics-out", metrics], metrics=metrics, work_dir=str(work),
-                                after=(train.name,)))
+                                after=(trained,)))
             alone = str(out / "metrics" / "ovd_detector_only.json")
             phases.append(Phase("test detector alone (no FG-CLIP 2 ensemble)",
                                 [*test, "--out", str(work / "predictions_detector_only.pkl"), "--metrics-out", alone,
@@ -263,7 +263,7 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
                                 metrics=gain, runner=False, after=(phases[-1].name,)))
         else:  # label maps draw slowly (~1 s each): evaluate, then draw the first few held-out images
             phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work),
-                                after=(train.name,)))
+                                after=(trained,)))
             phases.append(Phase("draw held-out segmentations", [*test, "--show-dir", "examples", "--cfg-options",
                                                                   f"test_dataloader.dataset.indices={EXAMPLES}"],
                                 work_dir=str(work), after=(phases[-1].name,)))
