@@ -19,7 +19,7 @@ from the repository's config and only moves paths and run lengths:
 
 A phase starts once the phases whose outputs it reads are done (``Phase.after``), two at a time
 (``Scale.jobs``); a training phase keeps every core and nothing new starts beside it. The default
-trains stage 2 for 1,600 it x 16 on 3,000 images and takes about FULLMIN minutes on 2 CPU cores.
+trains stage 2 for 1,600 it x 16 on 3,000 images and takes about 17 minutes on 2 CPU cores.
 ``--quick`` runs a 1,000-image world with stage 2 at 400 it x 16, enough to learn the kind, in
 about 4 minutes; its detector and segmentor take a few iterations and only check the plumbing.
 """
@@ -250,17 +250,19 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
             phases.append(Phase(f"test {label}", [*test, "--out", str(work / "predictions.pkl"),
                                                   "--metrics-out", metrics], metrics=metrics, work_dir=str(work),
                                 after=(trained,)))
-            alone = str(out / "metrics" / "ovd_detector_only.json")
+            # its own work dir, so that it runs beside the ensemble's test
+            alone, alone_dir = str(out / "metrics" / "ovd_detector_only.json"), work / "detector_only"
             phases.append(Phase("test detector alone (no FG-CLIP 2 ensemble)",
-                                [*test, "--out", str(work / "predictions_detector_only.pkl"), "--metrics-out", alone,
-                                 "--cfg-options", "model.roi_head.ensemble=None"], metrics=alone, work_dir=str(work),
-                                after=(phases[-1].name,)))
+                                [*test[:3], "--work-dir", str(alone_dir), "--out",
+                                 str(work / "predictions_detector_only.pkl"), "--metrics-out", alone,
+                                 "--cfg-options", "model.roi_head.ensemble=None"], metrics=alone,
+                                work_dir=str(alone_dir), after=(trained,)))
             gain = str(out / "metrics" / "ovd_ensemble_gain.json")
             phases.append(Phase("ensemble vs detector alone (paired bootstrap)",
                                 ["tools/compare_ap50.py", cfg, f"{out / 'world'}/det/instances_val_all.json",
                                  str(work / "predictions_detector_only.pkl"), str(work / "predictions.pkl"),
                                  "--samples", str(scale.bootstrap_samples), "--json-out", gain],
-                                metrics=gain, runner=False, after=(phases[-1].name,)))
+                                metrics=gain, runner=False, after=(f"test {label}", phases[-1].name)))
         else:  # label maps draw slowly (~1 s each): evaluate, then draw the first few held-out images
             phases.append(Phase(f"test {label}", [*test, "--metrics-out", metrics], metrics=metrics, work_dir=str(work),
                                 after=(trained,)))
