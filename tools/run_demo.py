@@ -244,7 +244,8 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
                             work_dir=str(out / task), after=(exported[2],), all_cores=True))
     for task, label, cfg, iters in tasks:
         work, trained = out / task, f"train {label}"
-        test = ["tools/test.py", cfg, str(work / f"iter_{iters}.pth"), "--work-dir", str(work)]
+        test_base = ["tools/test.py", cfg, str(work / f"iter_{iters}.pth")]
+        test = [*test_base, "--work-dir", str(work)]
         metrics = str(out / "metrics" / f"{task}.json")
         if task == "ovd":  # the report draws the top boxes of these dumped predictions
             phases.append(Phase(f"test {label}", [*test, "--out", str(work / "predictions.pkl"),
@@ -253,7 +254,7 @@ def plan(out: Path, scale: Scale) -> list[Phase]:
             # its own work dir, so that it runs beside the ensemble's test
             alone, alone_dir = str(out / "metrics" / "ovd_detector_only.json"), work / "detector_only"
             phases.append(Phase("test detector alone (no FG-CLIP 2 ensemble)",
-                                [*test[:3], "--work-dir", str(alone_dir), "--out",
+                                [*test_base, "--work-dir", str(alone_dir), "--out",
                                  str(work / "predictions_detector_only.pkl"), "--metrics-out", alone,
                                  "--cfg-options", "model.roi_head.ensemble=None"], metrics=alone,
                                 work_dir=str(alone_dir), after=(trained,)))
