@@ -21,7 +21,7 @@ A phase starts once the phases whose outputs it reads are done (``Phase.after``)
 (``Scale.jobs``); a training phase keeps every core and nothing new starts beside it. The default
 trains stage 2 for 1,600 it x 16 on 3,000 images and takes about 17 minutes on 2 CPU cores.
 ``--quick`` runs a 1,000-image world with stage 2 at 400 it x 16, enough to learn the kind, in
-about 4 minutes; its detector and segmentor take a few iterations and only check the plumbing.
+4 to 6 minutes; its detector and segmentor take a few iterations and only check the plumbing.
 """
 from __future__ import annotations
 
