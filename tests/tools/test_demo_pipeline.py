@@ -148,13 +148,13 @@ def test_a_failing_phase_names_itself_and_its_log(tmp_path):
     assert str(tmp_path / "logs" / "01_broken_phase.log") in message
 
 
-def _timed_phase(tmp_path, name, seconds, after=(), fail=False):
+def _timed_phase(tmp_path, name, seconds, after=(), fail=False, all_cores=False):
     """A phase whose script records when it ran (OUT/<name>.json), sleeps, then exits (1 if ``fail``)."""
     script = tmp_path / f"{name}.py"
     script.write_text(f"import json, sys, time\nstart = time.time(); time.sleep({seconds})\n"
                       f"open({str(tmp_path / (name + '.json'))!r}, 'w').write(json.dumps([start, time.time()]))\n"
                       f"sys.exit({int(fail)})\n")
-    return run_demo.Phase(name, [str(script)], runner=False, after=tuple(after))
+    return run_demo.Phase(name, [str(script)], runner=False, after=tuple(after), all_cores=all_cores)
 
 
 def test_phases_run_side_by_side_once_what_they_read_is_done(tmp_path):
@@ -175,9 +175,8 @@ def test_one_job_runs_the_phases_one_after_another(tmp_path):
 
 
 def test_nothing_new_starts_beside_a_training_phase(tmp_path):
-    trainer = _timed_phase(tmp_path, "train", 2.0)
-    trainer.all_cores = True
-    phases = [_timed_phase(tmp_path, "a", 1.0), trainer, _timed_phase(tmp_path, "b", 0.1)]
+    phases = [_timed_phase(tmp_path, "a", 1.0), _timed_phase(tmp_path, "train", 2.0, all_cores=True),
+              _timed_phase(tmp_path, "b", 0.1)]
     run_demo.run_phases(phases, 2, tmp_path / "logs")
     spans = {p.name: json.loads((tmp_path / f"{p.name}.json").read_text()) for p in phases}
     assert spans["train"][0] < spans["a"][1]  # started beside a phase already running
