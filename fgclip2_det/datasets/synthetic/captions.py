@@ -103,7 +103,7 @@ def changed_specs(spec: ObjectSpec, n_changed: int, exclude, attributes=ATTRIBUT
     """Every spec that differs from ``spec`` in exactly ``n_changed`` of ``attributes`` (default
     size/colour/pattern, kind kept), minus ``exclude`` (the other objects of the image), in a fixed
     order."""
-    out = []
+    out, exclude = [], set(exclude)  # specs are frozen dataclasses: hashable, a set lookup each
     for attrs in itertools.combinations(attributes, n_changed):
         choices = [[v for v in ATTRIBUTE_VALUES[a] if v != getattr(spec, a)] for a in attrs]
         for values in itertools.product(*choices):
@@ -125,6 +125,6 @@ def hard_negatives(spec: ObjectSpec, others: list[ObjectSpec], rng: np.random.Ge
     changed; never another object of the same image, never twice the same."""
     out: list[ObjectSpec] = []
     for k in sorted(set(plan)):
-        pool = [c for c in changed_specs(spec, k, others, attributes) if c not in out]
+        pool = changed_specs(spec, k, [*others, *out], attributes)
         out += pick(pool, plan.count(k), rng)
     return out
