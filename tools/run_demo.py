@@ -18,7 +18,9 @@ from the repository's config and only moves paths and run lengths:
                                            bars, held-out detections and segmentations
 
 A phase starts once the phases whose outputs it reads are done (``Phase.after``), two at a time
-(``Scale.jobs``); a training phase keeps every core and nothing new starts beside it. The default
+(``Scale.jobs``); a training phase keeps every core and nothing new starts beside it. Each runs in
+a process forked from one that imported torch, MMEngine, MMDetection and the toolkit once (a
+``multiprocessing`` forkserver), exactly as ``python TOOL ARGS`` would, without the 6 s of imports. The default
 trains stage 2 for 1,600 it x 16 on 3,000 images and takes about 17.5 minutes on 2 CPU cores.
 ``--quick`` runs a 1,000-image world with stage 2 at 400 it x 16, enough to learn the kind, in
 4 to 6 minutes; its detector and segmentor take a few iterations and only check the plumbing.
@@ -27,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
+import runpy
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -315,7 +319,33 @@ def run_phases(phases: list[Phase], jobs: int, log_dir: Path) -> None:
                 done.add(phase.name)
 
 
-_LIVE: set[subprocess.Popen] = set()  # the tools running now, stopped when another phase fails
+# Each phase's tool runs in a child forked from one server process that imported these once: the same
+# `python TOOL ARGS`, without the ~6 s every fresh interpreter spends importing torch, MMEngine and
+# MMDetection (a 2-second evaluation otherwise takes 8 s; docs/demo_world.md, "The quick run in 3 minutes").
+PRELOAD = ["torch", "mmengine.runner", "mmdet.models", "mmdet.datasets", "fgclip2_det", "fgclip2_det.apis.launch"]
+TOOLS = multiprocessing.get_context("forkserver")
+_LIVE: set = set()  # the tools running now (multiprocessing processes), stopped when another phase fails
+
+
+def _run_tool(argv: list[str], out, threads: int | None) -> None:
+    """In the forked child: ``python argv[0] argv[1:]`` from the repository root, as the interpreter
+    would run it (``__main__``, the tool's folder first on ``sys.path``), its stdout and stderr into
+    ``out``; ``threads``, if given, as its OMP_NUM_THREADS."""
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    out.close()
+    sys.stdout.reconfigure(line_buffering=True)
+    os.chdir(REPO)
+    os.environ.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))  # for any process the tool starts
+    if threads:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)  # the server read OMP_NUM_THREADS once, when it imported torch
+    tool = str(Path(argv[0]).resolve())
+    sys.argv = [tool, *argv[1:]]
+    sys.path[0] = str(Path(tool).parent)
+    runpy.run_path(tool, run_name="__main__")
 
 
 def run_phase(phase: Phase, index: int, count: int, log_dir: Path, slot: int | None = None,
@@ -324,24 +354,25 @@ def run_phase(phase: Phase, index: int, count: int, log_dir: Path, slot: int | N
     other phases: its bar on line ``slot``, a line when it ends, ``threads`` as its OMP_NUM_THREADS."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{index:02d}_{re.sub(r'[^a-z0-9]+', '_', phase.name.lower()).strip('_')}.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     pattern = RUNNER_PROGRESS if phase.runner else TQDM_PROGRESS
     start = time.perf_counter()
     with tqdm(total=1, desc=f"[{index}/{count}] {phase.name}", unit="it", dynamic_ncols=True,
               file=sys.stdout, leave=slot is None, position=slot) as bar, open(log, "w", encoding="utf-8") as sink:
-        proc = subprocess.Popen([sys.executable, *phase.argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+        reader, writer = TOOLS.Pipe(duplex=False)
+        proc = TOOLS.Process(target=_run_tool, args=(phase.argv, writer, threads), name=phase.name)
+        proc.start()
+        writer.close()  # the child holds the only write end: the pipe ends when the tool does
         _LIVE.add(proc)
         pending = ""
-        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+        for chunk in iter(lambda: os.read(reader.fileno(), 65536), b""):
             text = chunk.decode("utf-8", errors="replace")
             sink.write(text)
             *lines, pending = re.split(r"[\r\n]", pending + text)
             for line in lines:
                 _advance(bar, line, pattern)
-        code = proc.wait()
+        reader.close()
+        proc.join()
+        code = proc.exitcode
         _LIVE.discard(proc)
         _advance(bar, pending, pattern)
         if code == 0:
@@ -412,6 +443,9 @@ def main(argv=None) -> int:
         path = out / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     started = time.perf_counter()
+    TOOLS.set_forkserver_preload(PRELOAD)
+    multiprocessing.forkserver.ensure_running()  # starts importing PRELOAD now, on one core ...
+    import mmdet.visualization  # noqa: F401  ... and the report's drawing modules on the other, not at the end
     print(f"run_demo: {'quick' if args.quick else 'full'} run into {out} ({len(phases) + 1} phases)", flush=True)
     try:
         run_phases(phases, scale.jobs, out / "logs")

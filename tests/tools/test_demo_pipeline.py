@@ -148,6 +148,26 @@ def test_a_failing_phase_names_itself_and_its_log(tmp_path):
     assert str(tmp_path / "logs" / "01_broken_phase.log") in message
 
 
+def test_a_phase_runs_its_tool_as_the_interpreter_would(tmp_path):
+    """Phases are forked from a server that imported the toolkit once; the tool still runs as
+    ``python TOOL ARGS`` from the repository root: ``__main__``, its argv, its folder first on
+    sys.path, the threads it is given, both output streams in its log."""
+    script = tmp_path / "tool.py"
+    script.write_text(
+        "import json, os, sys, torch\n"
+        "seen = dict(name=__name__, argv=sys.argv[1:], cwd=os.getcwd(), path0=sys.path[0],\n"
+        "            threads=torch.get_num_threads(), omp=os.environ.get('OMP_NUM_THREADS'))\n"
+        f"open({str(tmp_path / 'seen.json')!r}, 'w').write(json.dumps(seen))\n"
+        "print('to stdout'); print('to stderr', file=sys.stderr)\n")
+    run_demo.run_phase(run_demo.Phase("tool", [str(script), "--flag", "x"], runner=False), 1, 1, tmp_path / "logs",
+                       threads=1)
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == dict(name="__main__", argv=["--flag", "x"], cwd=str(run_demo.REPO), path0=str(tmp_path),
+                        threads=1, omp="1")
+    log = (tmp_path / "logs" / "01_tool.log").read_text()
+    assert "to stdout" in log and "to stderr" in log
+
+
 def _timed_phase(tmp_path, name, seconds, after=(), fail=False, all_cores=False):
     """A phase whose script records when it ran (OUT/<name>.json), sleeps, then exits (1 if ``fail``)."""
     script = tmp_path / f"{name}.py"
