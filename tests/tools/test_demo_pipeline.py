@@ -115,6 +115,7 @@ def test_generated_configs_inherit_and_point_at_the_run(quick_run):
     classes = ("circle", "square", "triangle", "star", "cross", "crescent")
     assert cfg.model.roi_head.bbox_head.num_classes == 6
     assert cfg.train_dataloader.dataset.metainfo.classes == cfg.test_dataloader.dataset.metainfo.classes == classes
+    assert cfg.model.test_cfg.rpn.max_per_img == run_demo.QUICK.det_test_proposals == 100  # the config: 300
     assert cfg.model.text_classifier.templates_en == ["a {}"] and cfg.model.text_classifier.attention_mask is False
     seg = Config.fromfile(quick_run / "configs" / "ovseg.py")
     assert seg.test_dataloader.dataset.metainfo.classes == ("background", *classes)
@@ -123,6 +124,14 @@ def test_generated_configs_inherit_and_point_at_the_run(quick_run):
     stage2 = Config.fromfile(quick_run / "configs" / "stage2.py")
     assert stage2.model.checkpoint == str(quick_run / "checkpoints" / "stage1")
     assert stage2.param_scheduler[-1]["end"] == run_demo.QUICK.stage2_iters
+
+
+def test_the_full_run_tests_its_detector_as_the_config_says(tmp_path):
+    """Only the quick run cuts the RPN's test proposals; the full run keeps the config's test_cfg."""
+    base = Config.fromfile(ROOT / "configs" / "ovd" / "fvit_fgclip2-tiny_ov-synthetic.py").model.test_cfg
+    full = Config.fromfile(run_demo.detector_config(tmp_path, tmp_path / "ck", run_demo.FULL)).model.test_cfg
+    assert full.rpn == base.rpn and full.rpn.max_per_img == 300
+    assert full.rcnn.score_thr == run_demo.FULL.det_score_thr == 0.05
 
 
 def test_progress_follows_runner_lines_only():
