@@ -51,7 +51,7 @@ def make_images():
 
 @pytest.fixture(scope="session")
 def quick_demo(tmp_path_factory):
-    """The folder of one ``make demo QUICK=1`` run (4 to 6 minutes on 2 cores), run once per
+    """The folder of one ``make demo QUICK=1`` run (about 2.5 minutes on 2 cores), run once per
     session: tests/tools/test_demo_pipeline.py checks what it made, tests/apps/test_serve_demo.py
     serves its models."""
     out = tmp_path_factory.mktemp("demo")
