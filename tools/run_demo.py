@@ -21,7 +21,7 @@ A phase starts once the phases whose outputs it reads are done (``Phase.after``)
 (``Scale.jobs``); a training phase keeps every core and nothing new starts beside it. Each runs in
 a process forked from one that imported torch, MMEngine, MMDetection and the toolkit once (a
 ``multiprocessing`` forkserver), exactly as ``python TOOL ARGS`` would, without the 6 s of
-imports. The default trains stage 2 for 1,600 it x 16 on 3,000 images and takes about 17 minutes
+imports. The default trains stage 2 for 1,600 it x 16 on 3,000 images and takes 17 to 18 minutes
 on 2 CPU cores. ``--quick`` runs a 1,000-image world with stage 2 at 300 it x 16, enough to learn
 the kind, in about 2.5 minutes; its detector and segmentor take a few iterations and only check
 the plumbing.
